@@ -1,0 +1,111 @@
+"""Every registry of promptsg, and nothing else.
+
+Each registry hangs off mmengine's root registry of the same kind with scope ``promptsg`` so
+that the Runner (``default_scope='promptsg'``) finds both our components and mmengine's.
+Backbones, heads, losses and prompt modules have no mmengine root of their own: they are
+root registries in scope ``promptsg`` (two children of one parent cannot share a scope).
+``locations`` import the modules that register into a registry on its first look-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
+from mmengine.registry import Registry as _MMRegistry
+
+from promptsg.errors import UnknownComponentError
+
+
+class Registry(_MMRegistry):
+    """mmengine ``Registry`` whose failed look-up raises one line naming the valid choices."""
+
+    def names(self) -> list[str]:
+        """All names this registry resolves, its ancestors' included, sorted."""
+        self.import_from_location()
+        names, reg = set(), self
+        while reg is not None:
+            names.update(reg.module_dict)
+            reg = reg.parent
+        return sorted(names)
+
+    def get(self, key):
+        obj = super().get(key)
+        if obj is None and isinstance(key, str):
+            choices = self.names()
+            close = difflib.get_close_matches(key, choices, n=max(len(choices), 1), cutoff=0.0)
+            raise UnknownComponentError(
+                f"unknown {self.name} '{key}'; registered {self.name}s (closest first): "
+                + (', '.join(close) or 'none')
+            )
+        return obj
+
+
+def _child(name: str, parent: _MMRegistry, location: str | None = None) -> Registry:
+    return Registry(
+        name, parent=parent, scope='promptsg', locations=[location] if location else []
+    )
+
+
+# Kinds that mmengine has roots for.
+RUNNERS = _child('runner', MMENGINE_RUNNERS)
+LOOPS = _child('loop', MMENGINE_LOOPS)
+HOOKS = _child('hook', MMENGINE_HOOKS, 'promptsg.engine.hooks')
+LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS)
+DATASETS = _child('dataset', MMENGINE_DATASETS, 'promptsg.datasets')
+DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'promptsg.datasets')
+TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'promptsg.datasets')
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS)
+MODELS = _child('model', MMENGINE_MODELS, 'promptsg.models')
+MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS)
+WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS)
+OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS)
+OPTIM_WRAPPERS = _child('optim_wrapper', MMENGINE_OPTIM_WRAPPERS)
+OPTIM_WRAPPER_CONSTRUCTORS = _child(
+    'optimizer wrapper constructor', MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, 'promptsg.engine.optimizers'
+)
+PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS)
+METRICS = _child('metric', MMENGINE_METRICS, 'promptsg.evaluation')
+EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR)
+VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS)
+VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS)
+
+# Kinds of our own: model parts built by the model from its sub-configs.
+BACKBONES = Registry('backbone', scope='promptsg', locations=['promptsg.models.backbones'])
+PROMPT_MODULES = Registry('prompt module', scope='promptsg', locations=['promptsg.models'])
+HEADS = Registry('head', scope='promptsg', locations=['promptsg.heads'])
+LOSSES = Registry('loss', scope='promptsg', locations=['promptsg.losses'])
+
+#: Registries shown by ``python -m promptsg list``, by kind.
+KINDS: dict[str, Registry] = {
+    'backbones': BACKBONES,
+    'prompt_modules': PROMPT_MODULES,
+    'heads': HEADS,
+    'losses': LOSSES,
+    'models': MODELS,
+    'datasets': DATASETS,
+    'samplers': DATA_SAMPLERS,
+    'transforms': TRANSFORMS,
+    'metrics': METRICS,
+    'hooks': HOOKS,
+    'schedulers': PARAM_SCHEDULERS,
+    'optim_wrapper_constructors': OPTIM_WRAPPER_CONSTRUCTORS,
+}
