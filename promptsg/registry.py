@@ -60,9 +60,7 @@ class Registry(_MMRegistry):
 
 
 def _child(name: str, parent: _MMRegistry, location: str | None = None) -> Registry:
-    return Registry(
-        name, parent=parent, scope='promptsg', locations=[location] if location else []
-    )
+    return Registry(name, parent=parent, scope='promptsg', locations=[location] if location else [])
 
 
 # Kinds that mmengine has roots for.
@@ -80,7 +78,9 @@ WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS)
 OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS)
 OPTIM_WRAPPERS = _child('optim_wrapper', MMENGINE_OPTIM_WRAPPERS)
 OPTIM_WRAPPER_CONSTRUCTORS = _child(
-    'optimizer wrapper constructor', MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, 'promptsg.engine.optimizers'
+    'optimizer wrapper constructor',
+    MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    'promptsg.engine.optimizers',
 )
 PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS)
 METRICS = _child('metric', MMENGINE_METRICS, 'promptsg.evaluation')

@@ -1,0 +1,7 @@
+"""Models: backbones, prompt modules, the MIM and the ReID models; importing registers them."""
+
+from promptsg.models import backbones, data_preprocessor, interaction, prompts  # noqa: F401
+from promptsg.models.baseline import ReIDBaseline
+from promptsg.models.promptsg import PromptSG
+
+__all__ = ['PromptSG', 'ReIDBaseline']

@@ -1,0 +1,102 @@
+"""The base class of every ReID data set: a list of samples with pid, camid and query flag."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from mmengine.dataset import BaseDataset
+
+from promptsg.errors import DataError
+from promptsg.registry import TRANSFORMS
+
+
+class ReIDDataset(BaseDataset):
+    """An mmengine ``BaseDataset`` of ReID samples (see ``docs/architecture.md``).
+
+    Subclasses implement :meth:`load_samples`, returning dicts with ``img_path`` (or ``img``),
+    ``pid``, ``camid`` and optionally ``is_query``/``aspect``. This class then
+
+    - checks that ``data_root`` exists and that every listed image is on disk (a missing image is a
+      :class:`DataError` naming the count and the first few, unless ``skip_missing=True``);
+    - relabels pids to ``0..num_classes-1`` when ``relabel=True`` (training sets) and records
+      ``num_classes`` and ``aspects`` in ``metainfo``.
+
+    Args:
+        data_root: folder of the data set.
+        pipeline: transforms (configs or callables) applied to each sample; configs are built
+            from promptsg's ``TRANSFORMS`` so they resolve with or without a default scope.
+        relabel: map pids to contiguous labels (training); evaluation sets keep raw pids.
+        skip_missing: drop listed-but-absent images (with a warning) instead of failing.
+        test_mode: mmengine's flag; evaluation sets set it.
+    """
+
+    def __init__(
+        self,
+        data_root: str = '',
+        pipeline: Sequence = (),
+        relabel: bool = False,
+        skip_missing: bool = False,
+        test_mode: bool = False,
+        metainfo: dict | None = None,
+        lazy_init: bool = False,
+        **kwargs,
+    ) -> None:
+        self.relabel = relabel
+        self.skip_missing = skip_missing
+        if data_root and not os.path.isdir(data_root):
+            raise DataError(f'data_root does not exist or is not a folder: {data_root}')
+        super().__init__(
+            data_root=data_root,
+            pipeline=[TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline],
+            test_mode=test_mode,
+            metainfo=metainfo,
+            lazy_init=lazy_init,
+            serialize_data=False,
+            **kwargs,
+        )
+
+    def load_samples(self) -> list[dict]:
+        """Return the raw samples of this data set (subclasses)."""
+        raise NotImplementedError
+
+    def load_data_list(self) -> list[dict]:
+        samples = self.load_samples()
+        samples = self._check_files(samples)
+        if not samples:
+            raise DataError(f'{type(self).__name__} found no images under {self.data_root!r}')
+        for s in samples:
+            s.setdefault('camid', -1)
+        if self.relabel:
+            pid2label = {pid: i for i, pid in enumerate(sorted({s['pid'] for s in samples}))}
+            for s in samples:
+                s['pid'] = pid2label[s['pid']]
+        self._metainfo['num_classes'] = len({s['pid'] for s in samples})
+        aspects = sorted({s['aspect'] for s in samples if 'aspect' in s})
+        if aspects:
+            self._metainfo.setdefault('aspects', aspects)
+        return samples
+
+    def _check_files(self, samples: list[dict]) -> list[dict]:
+        missing = [
+            s['img_path'] for s in samples if 'img_path' in s and not os.path.isfile(s['img_path'])
+        ]
+        if not missing:
+            return samples
+        if not self.skip_missing:
+            raise DataError(
+                f'{len(missing)} listed image(s) are missing under {self.data_root!r}, e.g. '
+                f'{", ".join(os.path.basename(p) for p in missing[:3])} '
+                '(set skip_missing=True to drop them)'
+            )
+        from mmengine.logging import print_log
+
+        print_log(f'skipping {len(missing)} missing image(s), e.g. {missing[0]}', logger='current')
+        gone = set(missing)
+        return [s for s in samples if s.get('img_path') not in gone]
+
+    @property
+    def pids(self) -> list[int]:
+        """The pid of every sample, in order (used by the P×K sampler)."""
+        self.full_init()
+        return [s['pid'] for s in self.data_list]

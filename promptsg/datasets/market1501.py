@@ -1,0 +1,64 @@
+"""Market-1501 layout: ``bounding_box_train/``, ``query/``, ``bounding_box_test/``."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from promptsg.datasets.base import ReIDDataset
+from promptsg.errors import ConfigError, DataError
+from promptsg.registry import DATASETS
+
+#: ``PPPP_cCsS_FFFFFF_NN.jpg``: pid (``-1`` = junk) and camera.
+NAME_PATTERN = re.compile(r'^(-?\d+)_c(\d+)')
+SPLIT_DIRS = {
+    'train': ('bounding_box_train',),
+    'query': ('query',),
+    'gallery': ('bounding_box_test',),
+}
+SPLIT_DIRS['test'] = SPLIT_DIRS['query'] + SPLIT_DIRS['gallery']
+
+
+@DATASETS.register_module()
+class Market1501(ReIDDataset):
+    """A data set in the Market-1501 layout (also CUHK03-NP, MSMT17 and Duke once converted).
+
+    ``split='train'`` relabels pids and drops junk (-1) and distractor (0) images; ``'test'``
+    holds the query images (``is_query=True``) followed by the gallery, whose junk images are
+    dropped and distractors (pid 0) kept. Camera ids are 0-based.
+    """
+
+    def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
+        if split not in SPLIT_DIRS:
+            raise ConfigError(f"Market1501 split '{split}' is not one of {sorted(SPLIT_DIRS)}")
+        self.split = split
+        kwargs.setdefault('relabel', split == 'train')
+        kwargs.setdefault('test_mode', split != 'train')
+        super().__init__(data_root=data_root, **kwargs)
+
+    def load_samples(self) -> list[dict]:
+        samples = []
+        for sub in SPLIT_DIRS[self.split]:
+            folder = os.path.join(self.data_root, sub)
+            if not os.path.isdir(folder):
+                raise DataError(f'Market1501 folder missing: {folder}')
+            for name in sorted(os.listdir(folder)):
+                if not name.lower().endswith(('.jpg', '.jpeg', '.png')):
+                    continue
+                m = NAME_PATTERN.match(name)
+                if m is None:
+                    raise DataError(
+                        f'not a Market-1501 file name (PPPP_cC...): {os.path.join(folder, name)}'
+                    )
+                pid, camid = int(m.group(1)), int(m.group(2)) - 1
+                if pid == -1 or (pid == 0 and self.split == 'train'):
+                    continue
+                samples.append(
+                    dict(
+                        img_path=os.path.join(folder, name),
+                        pid=pid,
+                        camid=camid,
+                        is_query=sub == 'query',
+                    )
+                )
+        return samples

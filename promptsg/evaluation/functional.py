@@ -1,0 +1,365 @@
+"""Pure ReID retrieval metrics in torch: distances, CMC Rank-k, mAP (standard or trapezoidal), mINP.
+
+Protocol (Market-1501 / fast-reid):
+
+* Each query row of the distance matrix is ranked by a **stable** ascending sort: equal distances
+  keep gallery order, so ties are broken by the lower gallery index. The slow references in the
+  tests follow the same rule, which makes every figure exactly reproducible.
+* With ``camera_filter`` and known cameras, gallery entries with the query's pid AND camid are
+  removed from that query's ranking (later entries move up). A negative camid (``-1``) means
+  unknown: such pairs are never filtered.
+* A query with no correct match left in the gallery is skipped (``num_valid_queries`` counts the
+  others). Scores are averaged over valid queries and reported as **percentages (0-100)**.
+
+For a query whose r-th retrieved entry (1-based, after filtering) is its k-th correct match,
+precision there is ``P(r) = k / r``. Over its ``n`` correct matches:
+
+* standard AP = ``mean_k P(r_k)``;
+* trapezoidal AP (hand-ReID papers) = ``sum_k (P(r_k - 1) + P(r_k)) / 2 / n`` where
+  ``P(r_k - 1) = (k - 1) / (r_k - 1)`` is the precision at the rank just before the hit and
+  ``P(0) = 1`` (the Market-1501 ``compute_AP.m`` / MBA-Net ``compute_mAP`` convention);
+* INP = ``n / r_n`` (the hardest positive's rank), mINP = mean INP (fast-reid);
+* Rank-k = share of queries whose first correct match has ``r_1 <= k``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from promptsg.errors import ConfigError, DataError
+
+DISTANCE_METRICS = ('cosine', 'euclidean')
+AP_MODES = ('standard', 'trapezoid')
+#: Distances held at once when ``chunk_size`` is None: chunks of ``2**22 // G`` queries.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    """Raise ConfigError naming option ``name`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name}='{value}' is not valid; choose one of: {', '.join(choices)}")
+
+
+def pairwise_distance(query: Tensor, gallery: Tensor, metric: str = 'cosine') -> Tensor:
+    """Distances (Q, G) between query (Q, D) and gallery (G, D) features.
+
+    ``cosine``: ``1 - cos(q, g)`` (features are L2-normalised here); ``euclidean``: the true
+    (not squared) L2 distance, computed through one matrix product and clamped at 0.
+    """
+    check_choice('metric', metric, DISTANCE_METRICS)
+    if query.dim() != 2 or gallery.dim() != 2 or query.shape[1] != gallery.shape[1]:
+        raise DataError(
+            f'query and gallery features must be (Q, D) and (G, D); got '
+            f'{tuple(query.shape)} and {tuple(gallery.shape)}'
+        )
+    if not query.is_floating_point():
+        query = query.float()
+    gallery = gallery.to(query.dtype)
+    if metric == 'cosine':
+        query = torch.nn.functional.normalize(query, dim=1)
+        gallery = torch.nn.functional.normalize(gallery, dim=1)
+        return 1.0 - query @ gallery.T
+    sq = query.pow(2).sum(1, keepdim=True) + gallery.pow(2).sum(1)[None] - 2.0 * query @ gallery.T
+    return sq.clamp_min_(0.0).sqrt_()
+
+
+def _as_ids(values, name: str, length: int) -> Tensor:
+    ids = torch.as_tensor(values).long().reshape(-1)
+    if ids.numel() != length:
+        raise DataError(f'{name} has {ids.numel()} entries; expected {length}')
+    return ids
+
+
+def _check_topk(topk: Sequence[int]) -> tuple[int, ...]:
+    topk = tuple(int(k) for k in topk)
+    if not topk or min(topk) < 1:
+        raise ConfigError(f'topk={topk} is not valid; give positive ranks such as (1, 5, 10)')
+    return topk
+
+
+def _chunk_rows(num_rows: int, num_cols: int, chunk_size: int | None) -> Iterator[slice]:
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_ELEMENTS // max(num_cols, 1))
+    if int(chunk_size) < 1:
+        raise ConfigError(f'chunk_size={chunk_size} is not valid; give a positive int or None')
+    for start in range(0, num_rows, int(chunk_size)):
+        yield slice(start, min(start + int(chunk_size), num_rows))
+
+
+class _Gallery(NamedTuple):
+    """Gallery ids with a pid-sorted index, so each query's matches are found without a scan."""
+
+    pids: Tensor  # (G,)
+    camids: Tensor | None  # (G,)
+    order: Tensor  # (G,) gallery indices sorted by pid (stable)
+    sorted_pids: Tensor  # (G,)
+
+    @classmethod
+    def build(cls, pids: Tensor, camids: Tensor | None) -> _Gallery:
+        order = torch.argsort(pids, stable=True)
+        return cls(pids, camids, order, pids[order])
+
+
+def _match_pairs(
+    q_pids: Tensor, q_camids: Tensor | None, gallery: _Gallery
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(rows, cols) of the correct matches and of the junk (same pid, same known camera).
+
+    Pairs are row-major with ascending gallery index inside a row (the pid sort is stable).
+    """
+    start = torch.searchsorted(gallery.sorted_pids, q_pids, right=False)
+    count = torch.searchsorted(gallery.sorted_pids, q_pids, right=True) - start
+    rows = torch.repeat_interleave(torch.arange(q_pids.numel()), count)
+    within = torch.arange(rows.numel()) - (torch.cumsum(count, 0) - count)[rows]
+    cols = gallery.order[start[rows] + within]
+    if q_camids is None or gallery.camids is None:
+        return rows, cols, rows[:0], cols[:0]
+    junk = (q_camids[rows] >= 0) & (gallery.camids[cols] == q_camids[rows])
+    return rows[~junk], cols[~junk], rows[junk], cols[junk]
+
+
+def _scores_from_ranks(
+    rank: Tensor, n_hits: Tensor, trapezoid: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(first rank, AP, INP, valid) from the 1-based ranks (c, H) of each row's hits in order.
+
+    Entries ``rank[i, k]`` with ``k >= n_hits[i]`` are ignored.
+    """
+    num_q, width = rank.shape
+    k = torch.arange(1, width + 1, dtype=torch.float64)[None]
+    is_hit = k <= n_hits[:, None]
+    safe_rank = torch.where(is_hit, rank, torch.ones_like(rank))
+    precision = k / safe_rank
+    if trapezoid:
+        before = (k - 1) / (safe_rank - 1).clamp_min(1)
+        precision = (torch.where(safe_rank > 1, before, torch.ones_like(before)) + precision) / 2
+    valid = n_hits > 0
+    n = n_hits.double().clamp_min(1)
+    ap = torch.where(is_hit, precision, torch.zeros_like(precision)).sum(1) / n
+    first_rank = torch.where(valid, safe_rank[:, 0], torch.full_like(n, float('inf')))
+    last = (n_hits - 1).clamp_min(0)[:, None]
+    inp = torch.where(valid, n_hits.double() / safe_rank.gather(1, last)[:, 0], torch.zeros_like(n))
+    return first_rank, ap, inp, valid
+
+
+def _pad_per_row(rows: Tensor, values: Tensor, counts: Tensor, fill: float) -> Tensor:
+    """Row-major ragged values (grouped by ``rows``) as a padded matrix (c, max(counts))."""
+    first = torch.cumsum(counts, 0) - counts
+    col = torch.arange(rows.numel()) - first[rows]
+    out = torch.full((counts.numel(), max(int(counts.max()), 1)), fill, dtype=values.dtype)
+    out[rows, col] = values
+    return out
+
+
+def _query_scores(
+    dist: Tensor,
+    q_pids: Tensor,
+    q_camids: Tensor | None,
+    gallery: _Gallery,
+    trapezoid: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-query (first-hit rank, AP, INP, valid) for distances (c, G); float64 (c,) each.
+
+    Only entries no farther than a row's farthest correct match can precede one of its hits, so
+    just those candidates are sorted (stably, by distance then gallery index) instead of the
+    whole gallery; a hit's rank is its position among them minus the junk placed before it.
+    """
+    if bool(torch.isnan(dist).any()):
+        raise DataError('distances contain NaN; check the features (did training diverge?)')
+    num_q, num_g = dist.shape
+    rows, cols, junk_rows, junk_cols = _match_pairs(q_pids, q_camids, gallery)
+    n_hits = torch.bincount(rows, minlength=num_q)
+    farthest = torch.full((num_q,), -float('inf'), dtype=dist.dtype)
+    farthest.scatter_reduce_(0, rows, dist[rows, cols], 'amax')
+    cand_rows, cand_cols = (dist <= farthest[:, None]).nonzero(as_tuple=True)
+
+    kind = torch.zeros(num_q, num_g, dtype=torch.int8)  # 1: correct match, 2: junk
+    kind[rows, cols] = 1
+    kind[junk_rows, junk_cols] = 2
+    order = torch.argsort(dist[cand_rows, cand_cols], stable=True)
+    order = order[torch.argsort(cand_rows[order], stable=True)]  # by row, distance, index
+    cand_rows, cand_kind = cand_rows[order], kind[cand_rows[order], cand_cols[order]]
+    del kind, order
+
+    row_count = torch.bincount(cand_rows, minlength=num_q)
+    row_start = torch.cumsum(row_count, 0) - row_count
+    junk_seen = torch.cumsum(cand_kind == 2, 0)
+    junk_before_row = torch.cat([junk_seen.new_zeros(1), junk_seen])[row_start]
+    position = torch.arange(cand_rows.numel()) - row_start[cand_rows] + 1
+    rank = position - (junk_seen - junk_before_row[cand_rows])
+    is_hit = cand_kind == 1
+    rank = _pad_per_row(cand_rows[is_hit], rank[is_hit].double(), n_hits, fill=1.0)
+    return _scores_from_ranks(rank, n_hits, trapezoid)
+
+
+def _summarise(
+    first_rank: Tensor, ap: Tensor, inp: Tensor, valid: Tensor, topk: tuple[int, ...]
+) -> dict[str, float]:
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        raise DataError(
+            'no query has a correct match in the gallery (after camera filtering); '
+            'check the query/gallery pids and camids'
+        )
+    first_rank, ap, inp = first_rank[valid], ap[valid], inp[valid]
+    results = {f'rank{k}': 100.0 * float((first_rank <= k).double().mean()) for k in topk}
+    results['mAP'] = 100.0 * float(ap.mean())
+    results['mINP'] = 100.0 * float(inp.mean())
+    results['num_valid_queries'] = num_valid
+    return results
+
+
+def _camids_or_none(q_camids, g_camids, num_q: int, num_g: int, camera_filter: bool):
+    if not camera_filter or q_camids is None or g_camids is None:
+        return None, None
+    return _as_ids(q_camids, 'q_camids', num_q), _as_ids(g_camids, 'g_camids', num_g)
+
+
+def cmc_map(
+    distmat: Tensor,
+    q_pids,
+    g_pids,
+    q_camids=None,
+    g_camids=None,
+    topk: Sequence[int] = (1, 5, 10),
+    ap: str = 'standard',
+    camera_filter: bool = True,
+    chunk_size: int | None = None,
+) -> dict[str, float]:
+    """Rank-k, mAP and mINP (percentages) of a distance matrix (Q, G); see the module docstring.
+
+    Queries are scored ``chunk_size`` rows at a time (None: about 4M distances per chunk), so
+    memory beyond ``distmat`` is bounded by ``chunk_size x G``. Returns ``{'rank<k>' for k in
+    topk, 'mAP', 'mINP', 'num_valid_queries'}``.
+    """
+    check_choice('ap', ap, AP_MODES)
+    topk = _check_topk(topk)
+    distmat = torch.as_tensor(distmat)
+    if distmat.dim() != 2 or distmat.shape[0] == 0 or distmat.shape[1] == 0:
+        raise DataError(f'distmat must be a non-empty (Q, G) matrix; got {tuple(distmat.shape)}')
+    num_q, num_g = distmat.shape
+    q_pids = _as_ids(q_pids, 'q_pids', num_q)
+    g_pids = _as_ids(g_pids, 'g_pids', num_g)
+    q_camids, g_camids = _camids_or_none(q_camids, g_camids, num_q, num_g, camera_filter)
+
+    gallery = _Gallery.build(g_pids, g_camids)
+    parts = []
+    for rows in _chunk_rows(num_q, num_g, chunk_size):
+        q_cam = None if q_camids is None else q_camids[rows]
+        parts.append(_query_scores(distmat[rows], q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
+    return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
+
+
+def feature_cmc_map(
+    query_feats: Tensor,
+    gallery_feats: Tensor,
+    q_pids,
+    g_pids,
+    q_camids=None,
+    g_camids=None,
+    metric: str = 'cosine',
+    topk: Sequence[int] = (1, 5, 10),
+    ap: str = 'standard',
+    camera_filter: bool = True,
+    chunk_size: int | None = None,
+) -> dict[str, float]:
+    """:func:`cmc_map` from features (Q, D) and (G, D), computing distances chunk by chunk.
+
+    The (Q, G) matrix is never held whole: memory is bounded by ``chunk_size x G``.
+    """
+    check_choice('metric', metric, DISTANCE_METRICS)
+    check_choice('ap', ap, AP_MODES)
+    topk = _check_topk(topk)
+    num_q, num_g = query_feats.shape[0], gallery_feats.shape[0]
+    if num_q == 0 or num_g == 0:
+        raise DataError(f'need at least one query and one gallery feature; got {num_q} and {num_g}')
+    q_pids = _as_ids(q_pids, 'q_pids', num_q)
+    g_pids = _as_ids(g_pids, 'g_pids', num_g)
+    q_camids, g_camids = _camids_or_none(q_camids, g_camids, num_q, num_g, camera_filter)
+
+    gallery = _Gallery.build(g_pids, g_camids)
+    parts = []
+    for rows in _chunk_rows(num_q, num_g, chunk_size):
+        dist = pairwise_distance(query_feats[rows], gallery_feats, metric)
+        q_cam = None if q_camids is None else q_camids[rows]
+        parts.append(_query_scores(dist, q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
+    return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
+
+
+def _split_indices(split: dict, key: str, num: int, index: int) -> Tensor:
+    if not isinstance(split, dict) or key not in split:
+        raise DataError(f"splits[{index}] must be a dict with 'query' and 'gallery' index lists")
+    idx = torch.as_tensor(split[key]).long().reshape(-1)
+    if idx.numel() == 0:
+        raise DataError(f"splits[{index}]['{key}'] is empty")
+    if int(idx.min()) < 0 or int(idx.max()) >= num:
+        raise DataError(f"splits[{index}]['{key}'] has indices outside 0..{num - 1}")
+    return idx
+
+
+def mean_std(per_split: Sequence[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and population std (ddof=0) of each key over per-split results."""
+    mean, std = {}, {}
+    for key in per_split[0]:
+        values = [float(r[key]) for r in per_split]
+        mu = sum(values) / len(values)
+        mean[key] = mu
+        std[key] = math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
+    return mean, std
+
+
+def multi_split_cmc_map(
+    feats: Tensor,
+    pids,
+    camids,
+    splits: Sequence[dict],
+    metric: str = 'cosine',
+    topk: Sequence[int] = (1, 5, 10),
+    ap: str = 'standard',
+    camera_filter: bool = True,
+    chunk_size: int | None = None,
+    rerank: bool | dict = False,
+) -> dict:
+    """Score Monte-Carlo splits of one feature set (N, D) computed once.
+
+    Each split is ``{'query': [i...], 'gallery': [j...]}`` with row indices into ``feats``.
+    ``rerank``: False, True (k-reciprocal defaults) or a dict of :func:`k_reciprocal_rerank`
+    arguments. Returns ``{'splits': [per-split dict], 'mean': dict, 'std': dict}``.
+    """
+    from promptsg.evaluation.rerank import k_reciprocal_rerank
+
+    check_choice('metric', metric, DISTANCE_METRICS)
+    if not splits:
+        raise DataError('splits is empty; give at least one {query, gallery} split')
+    num = feats.shape[0]
+    pids = _as_ids(pids, 'pids', num)
+    camids = None if camids is None else _as_ids(camids, 'camids', num)
+    rerank_args = rerank if isinstance(rerank, dict) else ({} if rerank else None)
+
+    per_split = []
+    for i, split in enumerate(splits):
+        q = _split_indices(split, 'query', num, i)
+        g = _split_indices(split, 'gallery', num, i)
+        q_cam = None if camids is None else camids[q]
+        g_cam = None if camids is None else camids[g]
+        kwargs = dict(topk=topk, ap=ap, camera_filter=camera_filter, chunk_size=chunk_size)
+        if rerank_args is None:
+            result = feature_cmc_map(
+                feats[q], feats[g], pids[q], pids[g], q_cam, g_cam, metric=metric, **kwargs
+            )
+        else:
+            dist = k_reciprocal_rerank(
+                pairwise_distance(feats[q], feats[g], metric),
+                pairwise_distance(feats[q], feats[q], metric),
+                pairwise_distance(feats[g], feats[g], metric),
+                **rerank_args,
+            )
+            result = cmc_map(dist, pids[q], pids[g], q_cam, g_cam, **kwargs)
+        per_split.append(result)
+    mean, std = mean_std(per_split)
+    return {'splits': per_split, 'mean': mean, 'std': std}

@@ -1,0 +1,54 @@
+"""What every loss shares: a configurable term name and weight, checked up front."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from promptsg.errors import ConfigError
+
+
+def check_loss_name(owner: str, key: str, name: object) -> str:
+    """A loss term's name must contain 'loss': mmengine sums exactly those keys."""
+    if not isinstance(name, str) or 'loss' not in name:
+        raise ConfigError(
+            f"{owner}: {key} must be a string containing 'loss' (mmengine sums only those "
+            f'keys), got {name!r}'
+        )
+    return name
+
+
+def check_weight(owner: str, key: str, value: object) -> float:
+    """A loss weight is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f'{owner}: {key} must be a finite number >= 0, got {value!r}')
+    if value < 0:
+        raise ConfigError(f'{owner}: {key} must be >= 0, got {value}')
+    return float(value)
+
+
+def figure_name(loss_name: str, prefix: str = '', suffix: str = '') -> str:
+    """Name of a logged, non-summed figure about a term: 'loss' removed from the term name.
+
+    ``figure_name('loss_triplet', prefix='weight_') == 'weight_triplet'``.
+    """
+    stem = loss_name.replace('loss_', '').replace('_loss', '').replace('loss', '') or 'total'
+    return f'{prefix}{stem}{suffix}'
+
+
+class WeightedLoss(nn.Module):
+    """Base of the losses: returns ``{loss_name: loss_weight * value}``."""
+
+    def __init__(self, loss_weight: float, loss_name: str) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.loss_weight = check_weight(owner, 'loss_weight', loss_weight)
+        self.loss_name = check_loss_name(owner, 'loss_name', loss_name)
+
+    def named(self, value: Tensor) -> dict[str, Tensor]:
+        """The weighted term under its configured name."""
+        return {self.loss_name: value * self.loss_weight}
+
+    def extra_repr(self) -> str:
+        return f'loss_name={self.loss_name!r}, loss_weight={self.loss_weight}'

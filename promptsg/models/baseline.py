@@ -1,0 +1,174 @@
+"""The plain CLIP ReID model: backbone → (dropout) → neck → head, trained with named losses.
+
+PromptSG (``promptsg.models.promptsg``) extends it by adding the prompt path in
+:meth:`ReIDBaseline.extract_feat`; everything else (neck, head, losses, balancing, prediction)
+is shared.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from promptsg.errors import ConfigError
+from promptsg.registry import BACKBONES, HEADS, LOSSES, MODELS
+
+#: Which features each built-in loss consumes, by its registered name. A loss config may
+#: override this with ``inputs=(...)``; a plugin loss must name its inputs that way.
+DEFAULT_LOSS_INPUTS = {
+    'CrossEntropyLoss': ('logits', 'pid'),
+    'ArcFaceLoss': ('logits', 'pid'),
+    'TripletLoss': ('feat', 'pid'),
+    'CenterLoss': ('feat', 'pid'),
+    'SupConLoss': ('img_feat', 'text_feat', 'pid'),
+}
+NECK_FEATS = ('before', 'after')
+
+
+@MODELS.register_module()
+class ReIDBaseline(BaseModel):
+    """Backbone → neck (e.g. BNNeck) → classifier head, with any set of named losses.
+
+    Args:
+        backbone: backbone config (``BACKBONES``).
+        num_classes: training identities (the config sets it from the data set).
+        neck: optional neck config (``HEADS``, e.g. ``BNNeck``); ``in_channels`` is filled in.
+        head: optional classifier config (``HEADS``); ``in_channels``/``num_classes`` filled in.
+        losses: ``{name: loss config}``; each loss consumes the features named in its
+            ``inputs`` (defaults in ``DEFAULT_LOSS_INPUTS``) among ``feat`` (the training feature,
+            before the neck), ``neck_feat``, ``logits``, ``img_feat`` (backbone global),
+            ``text_feat`` (PromptSG) and ``pid``.
+        loss_balancer: optional balancer config (``LOSSES``, e.g. ``UncertaintyWeighting``).
+        feat_dropout: dropout probability on the training feature (active in training only).
+        test_cfg: ``neck_feat`` ('before' | 'after' the neck) and ``flip`` (average the image and
+            its horizontal flip).
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        num_classes: int,
+        neck: dict | None = None,
+        head: dict | None = None,
+        losses: dict | None = None,
+        loss_balancer: dict | None = None,
+        feat_dropout: float = 0.0,
+        test_cfg: dict | None = None,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='ReIDDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = BACKBONES.build(backbone)
+        self.num_classes = num_classes
+        self.neck = (
+            HEADS.build(neck, default_args=dict(in_channels=self.feat_dim)) if neck else None
+        )
+        head_in = getattr(self.neck, 'out_channels', self.feat_dim)
+        self.head = (
+            HEADS.build(head, default_args=dict(in_channels=head_in, num_classes=num_classes))
+            if head
+            else None
+        )
+        self._head_takes_labels = self.head is not None and (
+            'labels' in inspect.signature(self.head.forward).parameters
+        )
+        self.feat_dropout = nn.Dropout(feat_dropout)
+        self.losses = nn.ModuleDict()
+        self.loss_inputs: dict[str, tuple[str, ...]] = {}
+        for name, cfg in (losses or {}).items():
+            cfg = dict(cfg)
+            inputs = cfg.pop('inputs', None) or DEFAULT_LOSS_INPUTS.get(cfg.get('type'))
+            if inputs is None:
+                raise ConfigError(
+                    f"losses.{name}: loss '{cfg.get('type')}' needs inputs=(...) naming the "
+                    f'features it takes, e.g. {DEFAULT_LOSS_INPUTS["TripletLoss"]}'
+                )
+            if cfg.get('type') == 'CenterLoss':
+                cfg.setdefault('num_classes', num_classes)
+                cfg.setdefault('feat_dim', self.feat_dim)
+            self.losses[name] = LOSSES.build(cfg)
+            self.loss_inputs[name] = tuple(inputs)
+        if not self.losses:
+            raise ConfigError('model.losses is empty: name at least one loss')
+        self.loss_balancer = LOSSES.build(loss_balancer) if loss_balancer else None
+        self.test_cfg = {'neck_feat': 'before', 'flip': False, **(test_cfg or {})}
+        if self.test_cfg['neck_feat'] not in NECK_FEATS:
+            raise ConfigError(
+                f"model.test_cfg.neck_feat '{self.test_cfg['neck_feat']}' is not one of {NECK_FEATS}"
+            )
+        if self.test_cfg['neck_feat'] == 'after' and self.neck is None:
+            raise ConfigError("model.test_cfg.neck_feat='after' needs a neck")
+
+    @property
+    def feat_dim(self) -> int:
+        """Width of the training/retrieval feature before the neck."""
+        return self.backbone.embed_dim
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell epoch-dependent parts (loss-weight ramps) the current epoch."""
+        for module in (self.loss_balancer, *self.losses.values()):
+            if hasattr(module, 'set_epoch'):
+                module.set_epoch(epoch)
+
+    def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
+        """Return ``{'feat': (B, D) retrieval feature, 'img_feat': (B, D) backbone global}``."""
+        global_feat, _ = self.backbone(inputs)
+        return {'feat': global_feat, 'img_feat': global_feat}
+
+    def forward(self, inputs: Tensor, data_samples: dict | None = None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.embed(inputs, data_samples)
+        raise ConfigError(f"model mode '{mode}' is not one of ['loss', 'predict', 'tensor']")
+
+    def loss(self, inputs: Tensor, data_samples: dict) -> dict[str, Tensor]:
+        feats = self.extract_feat(inputs, data_samples)
+        feats['pid'] = data_samples['pid']
+        feats['feat'] = self.feat_dropout(feats['feat'])
+        feats['neck_feat'] = self.neck(feats['feat']) if self.neck is not None else feats['feat']
+        if self.head is not None:
+            if self._head_takes_labels:
+                feats['logits'] = self.head(feats['neck_feat'], feats['pid'])
+            else:
+                feats['logits'] = self.head(feats['neck_feat'])
+        losses: dict[str, Tensor] = {}
+        for name, loss in self.losses.items():
+            missing = [k for k in self.loss_inputs[name] if k not in feats]
+            if missing:
+                raise ConfigError(
+                    f'losses.{name} needs {missing}, which this model does not produce '
+                    f'(it has {sorted(feats)})'
+                )
+            losses.update(loss(*(feats[k] for k in self.loss_inputs[name])))
+        if self.loss_balancer is not None:
+            losses = self.loss_balancer(losses)
+        return losses
+
+    def embed(self, inputs: Tensor, data_samples: dict | None = None) -> Tensor:
+        """Retrieval features (B, D'), L2-normalised; flip-averaged when ``test_cfg.flip``."""
+        feat = self._embed_once(inputs, data_samples)
+        if self.test_cfg['flip']:
+            feat = feat + self._embed_once(inputs.flip(-1), data_samples)
+        return F.normalize(feat, dim=-1)
+
+    def _embed_once(self, inputs: Tensor, data_samples: dict | None) -> Tensor:
+        feat = self.extract_feat(inputs, data_samples)['feat']
+        if self.test_cfg['neck_feat'] == 'after':
+            feat = self.neck(feat)
+        return F.normalize(feat, dim=-1)
+
+    def predict(self, inputs: Tensor, data_samples: dict) -> list[dict]:
+        """One record per sample: ``{'feat': (D,), 'pid', 'camid', 'sample_idx', 'is_query'}``."""
+        feat = self.embed(inputs, data_samples).float().cpu()
+        keys = ('pid', 'camid', 'sample_idx', 'is_query')
+        cols = {k: torch.as_tensor(data_samples[k]).cpu().tolist() for k in keys}
+        return [{'feat': feat[i], **{k: cols[k][i] for k in keys}} for i in range(len(feat))]

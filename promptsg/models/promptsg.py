@@ -1,0 +1,93 @@
+"""PromptSG: the image embedding, inverted into a pseudo-token, guides the identity feature."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from promptsg.errors import ConfigError
+from promptsg.models.baseline import ReIDBaseline
+from promptsg.registry import MODELS, PROMPT_MODULES
+
+RETRIEVAL_FEATURES = ('mim', 'global', 'concat')
+TEST_PROMPTS = ('composed', 'fixed')
+
+
+@MODELS.register_module()
+class PromptSG(ReIDBaseline):
+    """Backbone → inversion (s*) → composed prompt → frozen text encoder (l_p) → MIM → neck/head.
+
+    Args:
+        inversion: ``InversionNetwork`` config; ``in_dim``/``token_dim`` are filled in.
+        prompt: ``PromptComposer`` config (template with one ``{}`` and optional ``{aspect}``).
+        fixed_prompt: ``FixedPrompt`` config for fast inference.
+        interaction: ``MultimodalInteraction`` config; ``dim`` is filled in.
+        retrieval_feature: 'mim' (MIM output), 'global' (backbone) or 'concat' (both, 2D wide).
+        test_cfg: adds ``prompt`` = 'fixed' (default, fast) | 'composed' to the base options.
+        **kwargs: ``ReIDBaseline`` arguments (backbone, neck, head, losses, ...).
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        num_classes: int,
+        inversion: dict | None = None,
+        prompt: dict | None = None,
+        fixed_prompt: dict | None = None,
+        interaction: dict | None = None,
+        retrieval_feature: str = 'mim',
+        test_cfg: dict | None = None,
+        **kwargs,
+    ) -> None:
+        if retrieval_feature not in RETRIEVAL_FEATURES:
+            raise ConfigError(
+                f"model.retrieval_feature '{retrieval_feature}' is not one of {list(RETRIEVAL_FEATURES)}"
+            )
+        self.retrieval_feature = retrieval_feature
+        test_cfg = {'prompt': 'fixed', **(test_cfg or {})}
+        if test_cfg['prompt'] not in TEST_PROMPTS:
+            raise ConfigError(
+                f"model.test_cfg.prompt '{test_cfg['prompt']}' is not one of {list(TEST_PROMPTS)}"
+            )
+        super().__init__(backbone, num_classes, test_cfg=test_cfg, **kwargs)
+        text_encoder = self.backbone.text_encoder
+        if text_encoder is None:
+            raise ConfigError('PromptSG needs the text encoder: set model.backbone.with_text=True')
+        dim = self.backbone.embed_dim
+        self.inversion = PROMPT_MODULES.build(
+            inversion or dict(type='InversionNetwork'),
+            default_args=dict(in_dim=dim, token_dim=text_encoder.width),
+        )
+        self.prompt = PROMPT_MODULES.build(prompt or dict(type='PromptComposer'))
+        self.fixed_prompt = PROMPT_MODULES.build(fixed_prompt or dict(type='FixedPrompt'))
+        self.interaction = PROMPT_MODULES.build(
+            interaction or dict(type='MultimodalInteraction'), default_args=dict(dim=dim)
+        )
+
+    @property
+    def feat_dim(self) -> int:
+        dim = self.backbone.embed_dim
+        return 2 * dim if self.retrieval_feature == 'concat' else dim
+
+    def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
+        """Features of a batch: ``feat`` (B, D') the retrieval feature, ``img_feat`` v (B, D),
+        ``text_feat`` l_p (B, D), ``mim_feat`` (B, D), ``pseudo_token`` s* (B, T)."""
+        global_feat, tokens = self.backbone(inputs)
+        text_encoder = self.backbone.text_encoder
+        aspects = (data_samples or {}).get('aspect')
+        out = {'img_feat': global_feat}
+        if self.training or self.test_cfg['prompt'] == 'composed':
+            out['pseudo_token'] = self.inversion(global_feat)
+            text_feat = self.prompt(out['pseudo_token'], text_encoder, aspects)
+        else:
+            text_feat = self.fixed_prompt(len(inputs), text_encoder, aspects)
+            text_feat = text_feat.to(device=global_feat.device, dtype=global_feat.dtype)
+        out['text_feat'] = text_feat
+        visual = torch.cat([global_feat.unsqueeze(1), tokens], dim=1)
+        out['mim_feat'] = self.interaction(text_feat.to(visual.dtype), visual)
+        out['feat'] = {
+            'mim': out['mim_feat'],
+            'global': global_feat,
+            'concat': torch.cat([out['mim_feat'], global_feat], dim=-1),
+        }[self.retrieval_feature]
+        return out

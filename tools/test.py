@@ -1,0 +1,54 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``."""
+
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
+from promptsg.engine.cli import run_cli  # noqa: E402
+from promptsg.engine.runner import (  # noqa: E402
+    DictAction,
+    build_runner,
+    load_config,
+    summary_line,
+    write_metrics,
+)
+from promptsg.errors import CheckpointError  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a promptsg checkpoint')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument('--work-dir', help='where the test logs go')
+    parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise CheckpointError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.load_from, cfg.resume = args.checkpoint, False
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    runner = build_runner(cfg, args.work_dir, args.launcher)
+    metrics = runner.test()
+    write_metrics(metrics, osp.join(runner.work_dir, 'test_metrics.json'))
+    print(summary_line(metrics))
+    return metrics
+
+
+if __name__ == '__main__':
+    run_cli(main)
