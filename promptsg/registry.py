@@ -33,16 +33,30 @@ from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZER
 from mmengine.registry import Registry as _MMRegistry
 
 from promptsg.errors import UnknownComponentError
+from promptsg.plugins import check_registration, load_plugins
 
 
 class Registry(_MMRegistry):
-    """mmengine ``Registry`` whose failed look-up raises one line naming the valid choices."""
+    """mmengine ``Registry`` whose failed look-up raises one line naming the valid choices.
+
+    The first look-up also imports the installed plugins, and a registration that would take a
+    name already held raises ``NameClashError`` (rules in ``promptsg.plugins``).
+    """
+
+    def import_from_location(self) -> None:
+        super().import_from_location()
+        load_plugins()
+
+    def _register_module(self, module, module_name=None, force: bool = False) -> None:
+        names = module_name or getattr(module, '__name__', None)
+        check_registration(self, module, [names] if isinstance(names, str) else names, force)
+        super()._register_module(module, module_name, force)
 
     def names(self) -> list[str]:
         """All names this registry resolves, its ancestors' included, sorted."""
-        self.import_from_location()
         names, reg = set(), self
         while reg is not None:
+            reg.import_from_location()
             names.update(reg.module_dict)
             reg = reg.parent
         return sorted(names)
@@ -59,34 +73,42 @@ class Registry(_MMRegistry):
         return obj
 
 
-def _child(name: str, parent: _MMRegistry, location: str | None = None) -> Registry:
-    return Registry(name, parent=parent, scope='promptsg', locations=[location] if location else [])
+def _child(name: str, parent: _MMRegistry, *locations: str) -> Registry:
+    """A child of mmengine's root ``parent`` in scope ``promptsg``.
+
+    ``locations`` are imported on the first look-up: mmengine's own module of that kind (its
+    roots have none, so ``CosineAnnealingLR`` would be missing in a fresh process) and ours.
+    """
+    return Registry(name, parent=parent, scope='promptsg', locations=list(locations))
 
 
 # Kinds that mmengine has roots for.
-RUNNERS = _child('runner', MMENGINE_RUNNERS)
-LOOPS = _child('loop', MMENGINE_LOOPS)
-HOOKS = _child('hook', MMENGINE_HOOKS, 'promptsg.engine.hooks')
-LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS)
-DATASETS = _child('dataset', MMENGINE_DATASETS, 'promptsg.datasets')
-DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'promptsg.datasets')
-TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'promptsg.datasets')
-FUNCTIONS = _child('function', MMENGINE_FUNCTIONS)
-MODELS = _child('model', MMENGINE_MODELS, 'promptsg.models')
-MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS)
-WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS)
-OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS)
-OPTIM_WRAPPERS = _child('optim_wrapper', MMENGINE_OPTIM_WRAPPERS)
+RUNNERS = _child('runner', MMENGINE_RUNNERS, 'mmengine.runner')
+LOOPS = _child('loop', MMENGINE_LOOPS, 'mmengine.runner')
+HOOKS = _child('hook', MMENGINE_HOOKS, 'mmengine.hooks', 'promptsg.engine.hooks')
+LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS, 'mmengine.runner')
+DATASETS = _child('dataset', MMENGINE_DATASETS, 'mmengine.dataset', 'promptsg.datasets')
+DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'mmengine.dataset', 'promptsg.datasets')
+TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mmengine.dataset', 'promptsg.datasets')
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mmengine.dataset', 'promptsg.engine.seeding')
+MODELS = _child('model', MMENGINE_MODELS, 'mmengine.model', 'promptsg.models')
+MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mmengine.model')
+WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'mmengine.model')
+OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, 'mmengine.optim')
+OPTIM_WRAPPERS = _child(
+    'optim_wrapper', MMENGINE_OPTIM_WRAPPERS, 'mmengine.optim', 'promptsg.engine.optimizers'
+)
 OPTIM_WRAPPER_CONSTRUCTORS = _child(
     'optimizer wrapper constructor',
     MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    'mmengine.optim',
     'promptsg.engine.optimizers',
 )
-PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS)
-METRICS = _child('metric', MMENGINE_METRICS, 'promptsg.evaluation')
-EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR)
-VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS)
-VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS)
+PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'mmengine.optim')
+METRICS = _child('metric', MMENGINE_METRICS, 'mmengine.evaluator', 'promptsg.evaluation')
+EVALUATOR = _child('evaluator', MMENGINE_EVALUATOR, 'mmengine.evaluator')
+VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'mmengine.visualization')
+VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS, 'mmengine.visualization')
 
 # Kinds of our own: model parts built by the model from its sub-configs.
 BACKBONES = Registry('backbone', scope='promptsg', locations=['promptsg.models.backbones'])

@@ -1,4 +1,8 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]``.
+
+CHECKPOINT is a checkpoint file or a training work dir, whose best checkpoint (``best_*.pth``)
+is then evaluated; a work dir without one is an error, never a silent fall-back to the last.
+"""
 
 import argparse
 import os.path as osp
@@ -7,6 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
+from promptsg.engine.checkpoint import best_checkpoint  # noqa: E402
 from promptsg.engine.cli import run_cli  # noqa: E402
 from promptsg.engine.runner import (  # noqa: E402
     DictAction,
@@ -21,7 +26,9 @@ from promptsg.errors import CheckpointError  # noqa: E402
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a promptsg checkpoint')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or a work dir to evaluate its best checkpoint'
+    )
     parser.add_argument('--work-dir', help='where the test logs go')
     parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
@@ -37,16 +44,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise CheckpointError(f'checkpoint not found: {args.checkpoint}')
+    checkpoint = args.checkpoint
+    if osp.isdir(checkpoint):
+        checkpoint = best_checkpoint(checkpoint)
+    elif not osp.isfile(checkpoint):
+        raise CheckpointError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(args.config, args.cfg_options)
-    cfg.load_from, cfg.resume = args.checkpoint, False
+    cfg.load_from, cfg.resume = checkpoint, False
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     runner = build_runner(cfg, args.work_dir, args.launcher)
+    print(f'evaluating {checkpoint}', file=sys.stderr)
     metrics = runner.test()
-    write_metrics(metrics, osp.join(runner.work_dir, 'test_metrics.json'))
-    print(summary_line(metrics))
+    if runner.rank == 0:
+        write_metrics(metrics, osp.join(runner.work_dir, 'test_metrics.json'))
+        print(summary_line(metrics))
     return metrics
 
 

@@ -1,6 +1,11 @@
-"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]``."""
+"""Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]``.
+
+At the end the best checkpoint (kept by ``default_hooks.checkpoint.save_best``) is tested and
+its metrics written to ``WORK_DIR/test_metrics.json``.
+"""
 
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 
@@ -16,6 +21,9 @@ from promptsg.engine.runner import (  # noqa: E402
     test_best_checkpoint,
     write_metrics,
 )
+from promptsg.errors import ConfigError  # noqa: E402
+
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,7 +36,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         const='auto',
         help='resume from CKPT, or from the latest checkpoint in the work dir if none is given',
     )
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--amp',
+        nargs='?',
+        const='bf16',
+        choices=sorted(AMP_DTYPES),
+        help='mixed-precision training: bf16 (default) or fp16 (with a gradient scaler)',
+    )
+    parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
     parser.add_argument('--no-test', action='store_true', help='skip the final test')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     parser.add_argument(
@@ -41,22 +56,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def add_tensorboard(cfg) -> None:
+    """Add mmengine's TensorBoard backend to the visualizer (needs tensorboard installed)."""
+    if importlib.util.find_spec('tensorboard') is None:
+        raise ConfigError('--tensorboard needs the tensorboard package: pip install tensorboard')
+    backends = list(cfg.visualizer.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    cfg.visualizer.vis_backends = backends
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    runner = build_runner(cfg, args.work_dir, args.launcher)
+        if not cfg.get('optim_wrapper'):
+            raise ConfigError('--amp needs an optim_wrapper in the config')
+        cfg.optim_wrapper.dtype = AMP_DTYPES[args.amp]
+    if args.tensorboard:
+        add_tensorboard(cfg)
+    runner = build_runner(cfg, args.work_dir, args.launcher, resume=args.resume)
     runner.train()
     if not args.no_test and cfg.get('test_dataloader'):
         metrics = test_best_checkpoint(runner)
-        write_metrics(metrics, osp.join(runner.work_dir, 'test_metrics.json'))
-        print(summary_line(metrics))
+        if runner.rank == 0:
+            write_metrics(metrics, osp.join(runner.work_dir, 'test_metrics.json'))
+            print(summary_line(metrics))
 
 
 if __name__ == '__main__':

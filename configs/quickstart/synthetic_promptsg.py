@@ -2,11 +2,11 @@
 _base_ = ['../_base_/default_runtime.py']
 
 img_size = (128, 64)
-num_train_ids = 32
+num_train_ids = 64
 synthetic = dict(
     type='SyntheticReID',
     num_train_ids=num_train_ids,
-    num_test_ids=16,
+    num_test_ids=32,
     images_per_id=8,
     img_size=img_size,
     seed=0,
@@ -69,14 +69,14 @@ model = dict(
 )
 
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=5.0),
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=12, eta_min=1e-5),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=40, eta_min=1e-5),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=12, val_interval=3)
+train_cfg = dict(by_epoch=True, max_epochs=40, val_interval=20)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(logger=dict(interval=4))
+default_hooks = dict(logger=dict(interval=16), checkpoint=dict(interval=20))

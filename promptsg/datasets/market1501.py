@@ -23,9 +23,10 @@ SPLIT_DIRS['test'] = SPLIT_DIRS['query'] + SPLIT_DIRS['gallery']
 class Market1501(ReIDDataset):
     """A data set in the Market-1501 layout (also CUHK03-NP, MSMT17 and Duke once converted).
 
-    ``split='train'`` relabels pids and drops junk (-1) and distractor (0) images; ``'test'``
-    holds the query images (``is_query=True``) followed by the gallery, whose junk images are
-    dropped and distractors (pid 0) kept. Camera ids are 0-based.
+    Junk images (pid -1) are dropped everywhere. ``split='train'`` relabels pids (pid 0 is an
+    ordinary identity in converted sets such as CUHK03-NP); ``'test'`` holds the query images
+    (``is_query=True``) followed by the gallery, where Market's distractors (pid 0) stay as
+    gallery images that match no query. Camera ids are 0-based.
     """
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
@@ -51,7 +52,7 @@ class Market1501(ReIDDataset):
                         f'not a Market-1501 file name (PPPP_cC...): {os.path.join(folder, name)}'
                     )
                 pid, camid = int(m.group(1)), int(m.group(2)) - 1
-                if pid == -1 or (pid == 0 and self.split == 'train'):
+                if pid == -1:  # junk
                     continue
                 samples.append(
                     dict(

@@ -72,6 +72,9 @@ class PKSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         batches = self._batches(self.epoch)
+        need = self.num_batches * self.world_size
+        while len(batches) < need:  # epochs differ in how many whole batches they cut
+            batches += batches[: need - len(batches)]
         mine = batches[self.rank :: self.world_size][: self.num_batches]
         return iter([i for b in mine for i in b])
 

@@ -97,6 +97,7 @@ class SyntheticReID(ReIDDataset):
         self.num_train_ids, self.num_test_ids = num_train_ids, num_test_ids
         self.images_per_id, self.num_cameras = images_per_id, num_cameras
         self.img_size, self.seed = tuple(img_size), seed
+        self._drawn: dict[int, np.ndarray] = {}  # images are drawn once, on first use
         kwargs.setdefault('relabel', split == 'train')
         kwargs.setdefault('test_mode', split != 'train')
         super().__init__(**kwargs)
@@ -129,5 +130,9 @@ class SyntheticReID(ReIDDataset):
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        info['img'] = draw_person(self.seed, info['pid_raw'], info['draw_index'], self.img_size)
+        if idx not in self._drawn:
+            self._drawn[idx] = draw_person(
+                self.seed, info['pid_raw'], info['draw_index'], self.img_size
+            )
+        info['img'] = self._drawn[idx]
         return info

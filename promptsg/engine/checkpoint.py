@@ -1,4 +1,4 @@
-"""Loading checkpoints safely under torch >= 2.6.
+"""Loading checkpoints safely under torch >= 2.6, checking they fit, and finding them.
 
 mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; torch >= 2.6 defaults to
 ``weights_only=True`` and refuses the ``HistoryBuffer`` and NumPy objects mmengine itself stores in
@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
 
 from promptsg.errors import CheckpointError
 
@@ -65,3 +68,136 @@ def load_checkpoint_file(filename: str, map_location=None) -> dict:
 def install_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints with :func:`load_checkpoint_file`."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+
+
+def _flatten(tree, prefix: str = '') -> dict:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}`` (lists and tuples are leaves)."""
+    if not isinstance(tree, Mapping):
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f'{prefix}.{key}' if prefix else str(key)))
+    return flat
+
+
+def config_diff(old: Mapping, new: Mapping, prefix: str = 'model') -> list[str]:
+    """Keys whose values differ between two config trees, as ``'key: old -> new'``."""
+    a, b = _flatten(old, prefix), _flatten(new, prefix)
+    missing = object()
+    return [
+        f'{key}: {a.get(key, "<unset>")!r} -> {b.get(key, "<unset>")!r}'
+        for key in sorted(set(a) | set(b))
+        if a.get(key, missing) != b.get(key, missing)
+    ]
+
+
+def checkpoint_model_cfg(checkpoint: Mapping) -> dict | None:
+    """The ``model`` config stored in a checkpoint's ``meta['cfg']`` (None when absent)."""
+    text = checkpoint.get('meta', {}).get('cfg') if isinstance(checkpoint, Mapping) else None
+    if not text:
+        return None
+    try:
+        cfg = Config.fromstring(text, file_format='.py')
+    except Exception:  # a config that no longer parses (e.g. a plugin gone) is just not compared
+        return None
+    model = cfg.get('model')
+    return model.to_dict() if hasattr(model, 'to_dict') else model
+
+
+def _shorten(items: list[str], n: int = 6) -> str:
+    return ', '.join(items[:n]) + (f' (+{len(items) - n} more)' if len(items) > n else '')
+
+
+def state_dict_mismatch(model: nn.Module, state_dict: Mapping) -> dict[str, list[str]]:
+    """Keys of ``state_dict`` that do not fit ``model``: ``missing``, ``unexpected``, ``shape``.
+
+    A ``module.`` prefix (a DDP checkpoint) is ignored, as mmengine does when it loads.
+    """
+    own = model.state_dict()
+    theirs = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    shape = [
+        f'{k} {tuple(theirs[k].shape)} in checkpoint vs {tuple(own[k].shape)} in model'
+        for k in own
+        if k in theirs
+        and hasattr(theirs[k], 'shape')
+        and tuple(theirs[k].shape) != tuple(own[k].shape)
+    ]
+    return {
+        'missing': sorted(set(own) - set(theirs)),
+        'unexpected': sorted(set(theirs) - set(own)),
+        'shape': shape,
+    }
+
+
+def check_checkpoint_fits(
+    model: nn.Module, checkpoint: Mapping, model_cfg: Mapping | None = None, name: str = ''
+) -> list[str]:
+    """Raise :class:`CheckpointError` when the weights do not fit ``model``.
+
+    The one-line message lists the missing, unexpected and shape-mismatched keys and, when
+    the checkpoint carries its config, the ``model.*`` config keys that differ from
+    ``model_cfg``. Returns those config differences (for a warning) when the weights fit.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    diff = []
+    old_cfg = checkpoint_model_cfg(checkpoint)
+    if old_cfg is not None and model_cfg is not None:
+        diff = config_diff(old_cfg, dict(model_cfg))
+    bad = state_dict_mismatch(model, state_dict)
+    if any(bad.values()):
+        parts = [
+            f'{len(keys)} {what} key(s): {_shorten(keys)}'
+            for what, keys in (
+                ('missing', bad['missing']),
+                ('unexpected', bad['unexpected']),
+                ('shape-mismatched', bad['shape']),
+            )
+            if keys
+        ]
+        why = f'; its model config differs at {_shorten(diff, 4)}' if diff else ''
+        meta = checkpoint.get('meta', {})
+        name = name or (
+            f"of run {meta['experiment_name']}, epoch {meta.get('epoch')}"
+            if 'experiment_name' in meta
+            else ''
+        )
+        what = f'the checkpoint {name}' if name else 'the checkpoint'
+        raise CheckpointError(f'{what} does not fit the model: {"; ".join(parts)}{why}')
+    return diff
+
+
+def latest_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint to resume from in ``work_dir``: the one named by ``last_checkpoint`` if
+    that file exists, else the highest ``epoch_N.pth``/``iter_N.pth``; None when there is none."""
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and os.path.isfile(named):
+            return named
+    found = []
+    for fname in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
+        m = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', fname)
+        if m:
+            found.append((m.group(1) == 'iter', int(m.group(2)), fname))
+    return os.path.join(work_dir, max(found)[2]) if found else None
+
+
+def best_checkpoint(work_dir: str) -> str:
+    """The single ``best_*.pth`` kept in ``work_dir``.
+
+    Raises:
+        CheckpointError: there is none (naming what is there) or there are several.
+    """
+    if not os.path.isdir(work_dir):
+        raise CheckpointError(f'work dir not found: {work_dir}')
+    names = sorted(f for f in os.listdir(work_dir) if f.startswith('best_') and f.endswith('.pth'))
+    if len(names) == 1:
+        return os.path.join(work_dir, names[0])
+    if not names:
+        others = sorted(f for f in os.listdir(work_dir) if f.endswith('.pth'))
+        raise CheckpointError(
+            f'no best checkpoint (best_*.pth) in {work_dir}; it holds '
+            f'{_shorten(others) or "no checkpoints"} (pass one of them explicitly)'
+        )
+    raise CheckpointError(f'several best checkpoints in {work_dir}: {", ".join(names)}; pass one')

@@ -17,9 +17,14 @@ def run_cli(main: Callable[[], object]) -> None:
     try:
         main()
     except PromptSGError as e:
-        sys.exit(f'error: {e}')
+        _fail(f'error: {e}')
     except TypeError as e:
         m = _BAD_KWARG.search(str(e))
         if m is None:
             raise
-        sys.exit(f"error: {m.group(1)} has no argument '{m.group(2)}' (check the config)")
+        _fail(f"error: {m.group(1)} has no argument '{m.group(2)}' (check the config)")
+
+
+def _fail(message: str) -> None:
+    print(' '.join(message.split()), file=sys.stderr)
+    sys.exit(2)

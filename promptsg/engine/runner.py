@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
+import logging
 import os
 import os.path as osp
 from collections.abc import Mapping
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import barrier
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from promptsg.errors import ConfigError
+from promptsg.engine.checkpoint import latest_checkpoint
+from promptsg.engine.fileio import atomic_write
+from promptsg.errors import CheckpointError, ConfigError
 
 __all__ = [
     'DictAction',
@@ -62,10 +67,12 @@ def apply_cfg_options(cfg: Config, options: dict | None) -> Config:
 
 
 def load_config(path: str, options: dict | None = None) -> Config:
-    """Read a Python config and apply ``--cfg-options``; a missing file is a ConfigError."""
+    """Read a Python config, fill the optimiser defaults (see :func:`build_runner`) and apply
+    ``--cfg-options``; a missing file is a ConfigError."""
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
+    _complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
     apply_cfg_options(cfg, options)
     sampler = cfg.get('train_dataloader', {}).get('sampler', {})
     if sampler.get('type') == 'PKSampler':
@@ -73,16 +80,100 @@ def load_config(path: str, options: dict | None = None) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config, work_dir: str | None = None, launcher: str = 'none') -> Runner:
-    """Build the mmengine Runner: work dir (default ``work_dirs/<config name>``) and launcher."""
+#: Hooks every promptsg run needs (safe checkpoints, resumable randomness, per-epoch model
+#: state, BN statistics equal on every rank); ``build_runner`` adds any that ``custom_hooks``
+#: lacks.
+ESSENTIAL_HOOKS = ('ReIDTrainingHook', 'PortableCheckpointHook', 'RandomStateHook', 'SyncBuffersHook')
+#: mmengine's default hooks (a ``None`` there removes the hook; elsewhere it is dropped).
+MMENGINE_DEFAULT_HOOKS = (
+    'runtime_info',
+    'timer',
+    'sampler_seed',
+    'logger',
+    'param_scheduler',
+    'checkpoint',
+)
+
+
+def _complete_hooks(cfg: Config) -> None:
+    hooks = cfg.get('default_hooks') or {}
+    for name in [k for k, v in hooks.items() if v is None and k not in MMENGINE_DEFAULT_HOOKS]:
+        hooks.pop(name)
+    custom = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in custom if isinstance(h, Mapping)}
+    custom += [dict(type=t) for t in ESSENTIAL_HOOKS if t not in present]
+    cfg.custom_hooks = custom
+    stopper, saver = hooks.get('early_stopping'), hooks.get('checkpoint')
+    if stopper and saver and saver.get('save_best') not in (None, stopper.get('monitor')):
+        raise ConfigError(
+            f"default_hooks.early_stopping.monitor '{stopper.get('monitor')}' and "
+            f"default_hooks.checkpoint.save_best '{saver.get('save_best')}' differ: the best "
+            'checkpoint must be kept by the metric that early stopping watches'
+        )
+
+
+def _complete_optim_wrapper(cfg: Config) -> None:
+    optim_wrapper = cfg.get('optim_wrapper')
+    if isinstance(optim_wrapper, Mapping) and 'optimizer' in optim_wrapper:
+        optim_wrapper.setdefault('constructor', 'ReIDOptimWrapperConstructor')
+        if optim_wrapper['constructor'] == 'ReIDOptimWrapperConstructor':
+            optim_wrapper.setdefault('type', 'ReIDOptimWrapper')
+    loader = cfg.get('train_dataloader')
+    if isinstance(loader, Mapping):
+        loader.setdefault('worker_init_fn', dict(type='promptsg.reid_worker_init_fn'))
+
+
+def _prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Multi-process training without CUDA: gloo, a DDP wrapper without device ids, and (under
+    torchrun) the process group joined here, since mmengine's 'pytorch' launcher calls
+    ``torch.cuda.set_device`` (the Runner then skips its own initialisation)."""
+    if cfg.get('env_cfg', {}).get('dist_cfg'):
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if launcher == 'none':
+        return
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+        )
+    cfg.model_wrapper_cfg.setdefault('device_ids', None)
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+        kwargs = {'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}
+        torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+
+def build_runner(
+    cfg: Config, work_dir: str | None = None, launcher: str = 'none', resume: str | None = None
+) -> Runner:
+    """Build the mmengine Runner: work dir (default ``work_dirs/<config name>``) and launcher.
+
+    Also completes the config (it is what the work dir's config dump shows): the essential
+    hooks, ``ReIDOptimWrapperConstructor``/``ReIDOptimWrapper`` as the optimiser defaults,
+    ``reid_worker_init_fn`` for training data-loader workers, and gloo on machines without CUDA.
+    ``resume``: None, 'auto' (the latest checkpoint in the work dir; none found starts afresh)
+    or a checkpoint path.
+    """
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
     os.makedirs(cfg.work_dir, exist_ok=True)
-    if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not torch.cuda.is_available():
+        _prepare_cpu_distributed(cfg, launcher)
+    _complete_hooks(cfg)
+    _complete_optim_wrapper(cfg)
+    if resume == 'auto':
+        latest = latest_checkpoint(cfg.work_dir)
+        if latest is None:
+            print_log(f'nothing to resume in {cfg.work_dir}: starting afresh', logger='current')
+        cfg.resume, cfg.load_from = latest is not None, latest
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise CheckpointError(f'checkpoint to resume not found: {resume}')
+        cfg.resume, cfg.load_from = True, resume
     if 'runner_type' in cfg:
         from promptsg.registry import RUNNERS
 
@@ -91,25 +182,31 @@ def build_runner(cfg: Config, work_dir: str | None = None, launcher: str = 'none
 
 
 def test_best_checkpoint(runner: Runner) -> dict:
-    """Evaluate the best checkpoint kept during training (the last one if none was kept)."""
+    """Evaluate the best checkpoint kept during training.
+
+    The final weights are tested only when no best checkpoint was kept (no validation ran or
+    ``checkpoint.save_best`` is None), and a warning says so. Under DDP the ranks wait for
+    rank 0 to have written the file.
+    """
+    barrier()
     best = runner.message_hub.get_info('best_ckpt')
     if best and osp.isfile(best):
         print_log(f'testing the best checkpoint: {best}', logger='current')
         runner.load_checkpoint(best)
     else:
         print_log(
-            'no best checkpoint was kept (no validation): testing the final weights',
+            'no best checkpoint was kept (no validation ran, or default_hooks.checkpoint.'
+            'save_best is None): testing the FINAL weights, not a selected model',
             logger='current',
+            level=logging.WARNING,
         )
     return runner.test()
 
 
 def write_metrics(metrics: dict, path: str) -> None:
     """Write evaluation metrics as JSON (atomically: a temporary file, then a rename)."""
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    text = json.dumps({k: float(v) for k, v in metrics.items()}, indent=2, sort_keys=True)
+    atomic_write(text.encode(), path)
 
 
 def summary_line(metrics: dict, prefix: str = 'reid') -> str:

@@ -2,9 +2,9 @@
 
 Protocol (Market-1501 / fast-reid):
 
-* Each query row of the distance matrix is ranked by a **stable** ascending sort: equal distances
-  keep gallery order, so ties are broken by the lower gallery index. The slow references in the
-  tests follow the same rule, which makes every figure exactly reproducible.
+* Each query ranks the gallery by ascending distance; equal distances keep gallery order (ties
+  go to the lower gallery index, as a stable sort would). The slow references in the tests
+  follow the same rule, which makes every figure exactly reproducible.
 * With ``camera_filter`` and known cameras, gallery entries with the query's pid AND camid are
   removed from that query's ranking (later entries move up). A negative camid (``-1``) means
   unknown: such pairs are never filtered.
@@ -20,6 +20,11 @@ precision there is ``P(r) = k / r``. Over its ``n`` correct matches:
   ``P(0) = 1`` (the Market-1501 ``compute_AP.m`` / MBA-Net ``compute_mAP`` convention);
 * INP = ``n / r_n`` (the hardest positive's rank), mINP = mean INP (fast-reid);
 * Rank-k = share of queries whose first correct match has ``r_1 <= k``.
+
+Scoring runs on the CPU, a chunk of queries at a time, and never sorts a gallery row: see
+``_query_scores``. Inputs may live on any device: ids and each chunk of distances are moved to
+the CPU; ``feature_cmc_map`` computes the distances on the features' device. Distances must be
+finite (NaN or inf raises DataError).
 """
 
 from __future__ import annotations
@@ -32,17 +37,45 @@ import torch
 from torch import Tensor
 
 from promptsg.errors import ConfigError, DataError
+from promptsg.evaluation.rerank import k_reciprocal_rerank
 
 DISTANCE_METRICS = ('cosine', 'euclidean')
 AP_MODES = ('standard', 'trapezoid')
 #: Distances held at once when ``chunk_size`` is None: chunks of ``2**22 // G`` queries.
 CHUNK_ELEMENTS = 1 << 22
+#: Most histogram bins per query (at most G / 8) over its matches' distances; speed only.
+HIST_BINS = 2048
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     """Raise ConfigError naming option ``name`` when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{name}='{value}' is not valid; choose one of: {', '.join(choices)}")
+
+
+def _check_feats(query: Tensor, gallery: Tensor) -> tuple[Tensor, Tensor]:
+    if query.dim() != 2 or gallery.dim() != 2 or query.shape[1] != gallery.shape[1]:
+        raise DataError(
+            f'query and gallery features must be (Q, D) and (G, D); got '
+            f'{tuple(query.shape)} and {tuple(gallery.shape)}'
+        )
+    if not query.is_floating_point():
+        query = query.float()
+    return query, gallery.to(query.dtype)
+
+
+def _prepare(feats: Tensor, metric: str) -> tuple[Tensor, Tensor | None]:
+    """Features ready for :func:`_distance`: L2-normalised (cosine) or with squared norms."""
+    if metric == 'cosine':
+        return torch.nn.functional.normalize(feats, dim=1), None
+    return feats, feats.pow(2).sum(1)
+
+
+def _distance(query: tuple, gallery: tuple, metric: str) -> Tensor:
+    (q, q_sq), (g, g_sq) = query, gallery
+    if metric == 'cosine':
+        return torch.mm(q, g.T).neg_().add_(1.0)
+    return torch.addmm(g_sq, q, g.T, alpha=-2.0).add_(q_sq[:, None]).clamp_min_(0.0).sqrt_()
 
 
 def pairwise_distance(query: Tensor, gallery: Tensor, metric: str = 'cosine') -> Tensor:
@@ -52,24 +85,12 @@ def pairwise_distance(query: Tensor, gallery: Tensor, metric: str = 'cosine') ->
     (not squared) L2 distance, computed through one matrix product and clamped at 0.
     """
     check_choice('metric', metric, DISTANCE_METRICS)
-    if query.dim() != 2 or gallery.dim() != 2 or query.shape[1] != gallery.shape[1]:
-        raise DataError(
-            f'query and gallery features must be (Q, D) and (G, D); got '
-            f'{tuple(query.shape)} and {tuple(gallery.shape)}'
-        )
-    if not query.is_floating_point():
-        query = query.float()
-    gallery = gallery.to(query.dtype)
-    if metric == 'cosine':
-        query = torch.nn.functional.normalize(query, dim=1)
-        gallery = torch.nn.functional.normalize(gallery, dim=1)
-        return 1.0 - query @ gallery.T
-    sq = query.pow(2).sum(1, keepdim=True) + gallery.pow(2).sum(1)[None] - 2.0 * query @ gallery.T
-    return sq.clamp_min_(0.0).sqrt_()
+    query, gallery = _check_feats(query, gallery)
+    return _distance(_prepare(query, metric), _prepare(gallery, metric), metric)
 
 
 def _as_ids(values, name: str, length: int) -> Tensor:
-    ids = torch.as_tensor(values).long().reshape(-1)
+    ids = torch.as_tensor(values).detach().cpu().long().reshape(-1)
     if ids.numel() != length:
         raise DataError(f'{name} has {ids.numel()} entries; expected {length}')
     return ids
@@ -156,6 +177,20 @@ def _pad_per_row(rows: Tensor, values: Tensor, counts: Tensor, fill: float) -> T
     return out
 
 
+def _order_key(values: Tensor) -> Tensor:
+    """int64 keys that sort like finite float ``values`` (integer sorts are much faster).
+
+    IEEE bits order non-negative floats; negative ones get their magnitude bits flipped.
+    ``-0.0`` is first turned into ``0.0`` so that the two tie, as they compare equal.
+    """
+    values = (values if values.dtype == torch.float64 else values.float()) + 0.0
+    if values.dtype == torch.float64:
+        bits, magnitude = values.view(torch.int64), 0x7FFFFFFFFFFFFFFF
+    else:
+        bits, magnitude = values.view(torch.int32), 0x7FFFFFFF
+    return torch.where(bits < 0, bits ^ magnitude, bits).long()
+
+
 def _query_scores(
     dist: Tensor,
     q_pids: Tensor,
@@ -165,33 +200,63 @@ def _query_scores(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-query (first-hit rank, AP, INP, valid) for distances (c, G); float64 (c,) each.
 
-    Only entries no farther than a row's farthest correct match can precede one of its hits, so
-    just those candidates are sorted (stably, by distance then gallery index) instead of the
-    whole gallery; a hit's rank is its position among them minus the junk placed before it.
+    No row is sorted. Each row's distances are binned (``min(HIST_BINS, G // 8)`` bins over
+    the range of the row's correct matches, plus one bin below and one above). A hit's rank is
+    the number of kept entries in lower bins (a histogram prefix sum) plus the kept entries of
+    its own bin that precede it, found by sorting just those few candidates by (distance,
+    gallery index) with integer keys. Binning is monotone in the distance, so the result is
+    exact whatever the bins hold; they only decide how few candidates need sorting.
     """
-    if bool(torch.isnan(dist).any()):
-        raise DataError('distances contain NaN; check the features (did training diverge?)')
+    lowest, highest = torch.aminmax(dist)
+    if not bool(torch.isfinite(lowest) & torch.isfinite(highest)):
+        raise DataError('distances must be finite; got NaN or inf (check the features)')
+    dist = dist.contiguous()
     num_q, num_g = dist.shape
     rows, cols, junk_rows, junk_cols = _match_pairs(q_pids, q_camids, gallery)
     n_hits = torch.bincount(rows, minlength=num_q)
-    farthest = torch.full((num_q,), -float('inf'), dtype=dist.dtype)
-    farthest.scatter_reduce_(0, rows, dist[rows, cols], 'amax')
-    cand_rows, cand_cols = (dist <= farthest[:, None]).nonzero(as_tuple=True)
+    values = dist[rows, cols]
+    low = dist.new_zeros(num_q).scatter_reduce_(0, rows, values, 'amin', include_self=False)
+    high = dist.new_zeros(num_q).scatter_reduce_(0, rows, values, 'amax', include_self=False)
+    span, inner = high - low, max(1, min(HIST_BINS, num_g // 8))
+    scale = torch.where(span > 0, (inner - 1) / span, torch.ones_like(span))
+    scale = scale.clamp_(max=torch.finfo(dist.dtype).max)
 
+    # bin 0: below the nearest hit; 1..inner: the hits' range; inner + 1: far above.
+    # Bins are numbered row-major across the chunk, so one bincount histograms every row.
+    num_bins = inner + 2
+    index_dtype = torch.int32 if num_q * num_bins < 2**31 else torch.int64
+    bins = (dist - low[:, None]).mul_(scale[:, None]).add_(1).clamp_(0, num_bins - 1)
+    offsets = torch.arange(0, num_q * num_bins, num_bins, dtype=index_dtype)[:, None]
+    bins = bins.to(index_dtype).add_(offsets)
+    counts = torch.bincount(bins.view(-1), minlength=num_q * num_bins)
+    junk_bins = bins[junk_rows, junk_cols].long()
+    counts.index_add_(0, junk_bins, torch.full_like(junk_bins, -1))
+    kept_before = counts.cumsum(0) - counts  # kept entries in earlier bins (and earlier rows)
+    row_before = kept_before.view(num_q, num_bins)[:, 0]
+
+    hit_bin = torch.zeros(num_q * num_bins, dtype=torch.bool)
+    hit_bin[bins[rows, cols].long()] = True
+    candidate = torch.index_select(hit_bin, 0, bins.view(-1)).view(num_q, num_g)
+    cand_rows, cand_cols = candidate.nonzero(as_tuple=True)
     kind = torch.zeros(num_q, num_g, dtype=torch.int8)  # 1: correct match, 2: junk
     kind[rows, cols] = 1
     kind[junk_rows, junk_cols] = 2
-    order = torch.argsort(dist[cand_rows, cand_cols], stable=True)
-    order = order[torch.argsort(cand_rows[order], stable=True)]  # by row, distance, index
-    cand_rows, cand_kind = cand_rows[order], kind[cand_rows[order], cand_cols[order]]
-    del kind, order
+    cand_bins = bins[cand_rows, cand_cols].long()
+    order = torch.argsort(_order_key(dist[cand_rows, cand_cols]), stable=True)
+    order = order[torch.argsort(cand_bins[order], stable=True)]  # by bin, distance, index
+    cand_bins, cand_kind = cand_bins[order], kind[cand_rows[order], cand_cols[order]]
+    cand_rows = cand_rows[order]
+    del bins, kind, order
 
-    row_count = torch.bincount(cand_rows, minlength=num_q)
-    row_start = torch.cumsum(row_count, 0) - row_count
-    junk_seen = torch.cumsum(cand_kind == 2, 0)
-    junk_before_row = torch.cat([junk_seen.new_zeros(1), junk_seen])[row_start]
-    position = torch.arange(cand_rows.numel()) - row_start[cand_rows] + 1
-    rank = position - (junk_seen - junk_before_row[cand_rows])
+    new_bin = torch.ones_like(cand_bins, dtype=torch.bool)
+    new_bin[1:] = cand_bins[1:] != cand_bins[:-1]
+    starts = new_bin.nonzero(as_tuple=True)[0]
+    group = torch.cumsum(new_bin, 0) - 1
+    is_junk = cand_kind == 2
+    junk_seen = torch.cumsum(is_junk, 0) - is_junk.long()
+    position = torch.arange(cand_bins.numel()) - starts[group]  # place inside the bin
+    kept_in_bin = position - (junk_seen - junk_seen[starts][group])  # minus junk placed before
+    rank = kept_before[cand_bins] - row_before[cand_rows] + kept_in_bin + 1
     is_hit = cand_kind == 1
     rank = _pad_per_row(cand_rows[is_hit], rank[is_hit].double(), n_hits, fill=1.0)
     return _scores_from_ranks(rank, n_hits, trapezoid)
@@ -250,8 +315,9 @@ def cmc_map(
     gallery = _Gallery.build(g_pids, g_camids)
     parts = []
     for rows in _chunk_rows(num_q, num_g, chunk_size):
+        dist = distmat[rows].detach().cpu()
         q_cam = None if q_camids is None else q_camids[rows]
-        parts.append(_query_scores(distmat[rows], q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
+        parts.append(_query_scores(dist, q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
     return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
 
 
@@ -282,10 +348,13 @@ def feature_cmc_map(
     g_pids = _as_ids(g_pids, 'g_pids', num_g)
     q_camids, g_camids = _camids_or_none(q_camids, g_camids, num_q, num_g, camera_filter)
 
+    query_feats, gallery_feats = _check_feats(query_feats, gallery_feats)
+    query, gallery_prep = _prepare(query_feats, metric), _prepare(gallery_feats, metric)
     gallery = _Gallery.build(g_pids, g_camids)
     parts = []
     for rows in _chunk_rows(num_q, num_g, chunk_size):
-        dist = pairwise_distance(query_feats[rows], gallery_feats, metric)
+        chunk = tuple(None if t is None else t[rows] for t in query)
+        dist = _distance(chunk, gallery_prep, metric).detach().cpu()
         q_cam = None if q_camids is None else q_camids[rows]
         parts.append(_query_scores(dist, q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
     return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
@@ -331,8 +400,6 @@ def multi_split_cmc_map(
     ``rerank``: False, True (k-reciprocal defaults) or a dict of :func:`k_reciprocal_rerank`
     arguments. Returns ``{'splits': [per-split dict], 'mean': dict, 'std': dict}``.
     """
-    from promptsg.evaluation.rerank import k_reciprocal_rerank
-
     check_choice('metric', metric, DISTANCE_METRICS)
     if not splits:
         raise DataError('splits is empty; give at least one {query, gallery} split')

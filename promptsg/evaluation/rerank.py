@@ -45,7 +45,7 @@ def k_reciprocal_rerank(
     """Re-ranked query-gallery distances (Q, G) from distances (Q, G), (Q, Q) and (G, G).
 
     Inputs are plain (e.g. Euclidean or cosine) distances; they are squared internally as in the
-    original release. Float64 inputs are processed in float64, anything else in float32.
+    original release. Runs on the CPU; float64 inputs stay float64, anything else is float32.
     """
     if int(k1) < 1 or int(k2) < 1:
         raise ConfigError(f'rerank k1={k1}, k2={k2} are not valid; both must be >= 1')
@@ -58,9 +58,8 @@ def k_reciprocal_rerank(
             f'{tuple(q_q_dist.shape)}, {tuple(g_g_dist.shape)}'
         )
     dtype = torch.float64 if q_g_dist.dtype == torch.float64 else torch.float32
-    dist = torch.cat(
-        [torch.cat([q_q_dist, q_g_dist], 1), torch.cat([q_g_dist.T, g_g_dist], 1)], 0
-    ).to(dtype)
+    dist = torch.cat([torch.cat([q_q_dist, q_g_dist], 1), torch.cat([q_g_dist.T, g_g_dist], 1)], 0)
+    dist = dist.detach().cpu().to(dtype)
     num = dist.shape[0]
     dist = dist.pow(2)
     dist = (dist / dist.max(dim=0).values.clamp_min(torch.finfo(dtype).tiny)).T.contiguous()

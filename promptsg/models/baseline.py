@@ -63,6 +63,8 @@ class ReIDBaseline(BaseModel):
     ) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='ReIDDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # our registry: builds with or without a scope
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = BACKBONES.build(backbone)
         self.num_classes = num_classes
@@ -104,6 +106,16 @@ class ReIDBaseline(BaseModel):
             )
         if self.test_cfg['neck_feat'] == 'after' and self.neck is None:
             raise ConfigError("model.test_cfg.neck_feat='after' needs a neck")
+
+    def init_weights(self) -> None:
+        """Initialise new parts; the backbone's (possibly pretrained) CLIP weights are kept.
+
+        The Runner calls this after building the model; an ``init_cfg`` on the model would
+        otherwise reach the backbone and overwrite the loaded weights.
+        """
+        kept = {k: v.clone() for k, v in self.backbone.state_dict().items()}
+        super().init_weights()
+        self.backbone.load_state_dict(kept)
 
     @property
     def feat_dim(self) -> int:

@@ -124,3 +124,16 @@ def test_feature_path_matches_distance_path():
     assert r['mINP'] == pytest.approx(100 * 2 / 3, abs=1e-9)
     euc = feature_cmc_map(q / 2.0, g, [7, 8], [7, 8, 7, 8, 9], metric='euclidean')
     assert euc['mAP'] == pytest.approx(r['mAP'], abs=1e-9)
+
+
+def test_negative_distances_and_signed_zero():
+    # order: -2.5 (g1, pid 0), -1.0 (g4, pid 1), then -0.0 and 0.0 tie -> g0 (pid 1) before
+    # g3 (pid 0), then 1e-30 (g2, pid 1). Query pid 1: hits at ranks 2, 3, 5
+    dist = torch.tensor([[-0.0, -2.5, 1e-30, 0.0, -1.0]], dtype=torch.float64)
+    expected = 100 * (1 / 2 + 2 / 3 + 3 / 5) / 3
+    assert cmc_map(dist, [1], [1, 0, 1, 0, 1])['mAP'] == pytest.approx(expected, abs=1e-12)
+    assert cmc_map(dist.float(), [1], [1, 0, 1, 0, 1])['mAP'] == pytest.approx(expected, abs=1e-9)
+    # +0.0 now comes first in index order (g0), -0.0 later (g3): the tie still goes by index;
+    # pid 0 matches g1 (rank 1) and g3 (rank 4): AP (1 + 2/4)/2
+    r = cmc_map(torch.tensor([[0.0, -2.5, 1e-30, -0.0, -1.0]]), [0], [1, 0, 1, 0, 1])
+    assert r['mAP'] == pytest.approx(100 * (1 + 2 / 4) / 2, abs=1e-9)

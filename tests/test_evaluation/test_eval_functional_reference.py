@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from promptsg.errors import DataError
 from promptsg.evaluation.functional import (
     cmc_map,
     feature_cmc_map,
@@ -110,7 +111,8 @@ def test_feature_path_and_splits_match_reference(metric):
     q, g = list(range(0, 12)), list(range(12, 40))
     dist = pairwise_distance(feats[q], feats[g], metric)
     expected = slow_reference(
-        dist.tolist(), pids[q].tolist(), pids[g].tolist(), cams[q].tolist(), cams[g].tolist(), 'standard'
+        dist.tolist(), pids[q].tolist(), pids[g].tolist(), cams[q].tolist(), cams[g].tolist(),
+        'standard',
     )  # fmt: skip
     for chunk_size in (1, 5, None):
         got = feature_cmc_map(
@@ -139,3 +141,64 @@ def test_feature_path_and_splits_match_reference(metric):
         values = [s[key] for s in per_split]
         assert out['mean'][key] == pytest.approx(np.mean(values), abs=1e-9)
         assert out['std'][key] == pytest.approx(np.std(values), abs=1e-9)
+
+
+def continuous_case_with_ties(seed, num_q=30, num_g=400, num_ids=12):
+    """Float distances where some non-matches copy a correct match's distance exactly."""
+    rng = np.random.default_rng(seed)
+    dist = rng.random((num_q, num_g)).astype(np.float32)
+    q_pids = rng.integers(0, num_ids, num_q)
+    g_pids = rng.integers(0, num_ids, num_g)
+    for q in range(num_q):
+        hits = np.flatnonzero(g_pids == q_pids[q])
+        others = np.flatnonzero(g_pids != q_pids[q])
+        if hits.size:
+            dist[q, rng.choice(others, 3)] = dist[q, rng.choice(hits)]
+    return dist, q_pids, g_pids, rng.integers(-1, 4, num_q), rng.integers(0, 4, num_g)
+
+
+@pytest.mark.parametrize('hist_bins', [1, 2, 7, 2048])
+def test_histogram_bins_change_speed_not_results(monkeypatch, hist_bins):
+    from promptsg.evaluation import functional
+
+    dist, q_pids, g_pids, q_cams, g_cams = continuous_case_with_ties(hist_bins)
+    expected = slow_reference(
+        dist.tolist(), q_pids.tolist(), g_pids.tolist(), q_cams.tolist(), g_cams.tolist(),
+        'trapezoid',
+    )  # fmt: skip
+    monkeypatch.setattr(functional, 'HIST_BINS', hist_bins)
+    for chunk_size in (3, None):
+        got = cmc_map(
+            torch.from_numpy(dist), q_pids, g_pids, q_cams, g_cams, ap='trapezoid',
+            chunk_size=chunk_size,
+        )  # fmt: skip
+        assert_same(got, expected)
+
+
+def test_non_finite_distances_are_rejected():
+    dist = torch.rand(2, 5)
+    dist[1, 3] = float('nan')
+    with pytest.raises(DataError, match='finite'):
+        cmc_map(dist, [0, 1], [0, 1, 0, 1, 0])
+
+
+def test_benchmark_reference_agrees_with_cmc_map():
+    """bench/eval_speed.py's NumPy baseline scores what cmc_map scores (float data, no ties)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / 'bench' / 'eval_speed.py'
+    spec = importlib.util.spec_from_file_location('eval_speed', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    q_feats, g_feats, q_pids, g_pids, q_cams, g_cams = bench.make_case(40, 300, 16, 20, 3)
+    rank1, mean_ap, valid = bench.reference_map(
+        bench.feature_rows(q_feats, g_feats), 40, q_pids, g_pids, q_cams, g_cams
+    )
+    ours = cmc_map(
+        pairwise_distance(torch.from_numpy(q_feats).double(), torch.from_numpy(g_feats).double()),
+        q_pids, g_pids, q_cams, g_cams,
+    )  # fmt: skip
+    assert valid == ours['num_valid_queries']
+    assert rank1 == pytest.approx(ours['rank1'])
+    assert mean_ap == pytest.approx(ours['mAP'], abs=1e-4)

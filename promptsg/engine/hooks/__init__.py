@@ -1,3 +1,10 @@
 """Hooks; importing registers them."""
 
-from promptsg.engine.hooks import checkpoint_meta, training  # noqa: F401
+from promptsg.engine.hooks import (  # noqa: F401
+    checkpoint,
+    checkpoint_meta,
+    early_stopping,
+    progress,
+    random_state,
+    training,
+)

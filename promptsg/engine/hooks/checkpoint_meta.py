@@ -1,7 +1,8 @@
-"""Checkpoints that load with ``weights_only=True`` and say what made them."""
+"""Checkpoints that load with ``weights_only=True``, say what made them and fit the model."""
 
 from __future__ import annotations
 
+import logging
 import platform
 
 import mmengine
@@ -10,9 +11,11 @@ import open_clip
 import torch
 import torchvision
 from mmengine.hooks import Hook
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.model import is_model_wrapper
 
 import promptsg
+from promptsg.engine.checkpoint import check_checkpoint_fits
 from promptsg.registry import HOOKS
 
 _BUFFER_TAG = '__history_buffer__'
@@ -33,14 +36,24 @@ def package_versions() -> dict[str, str]:
 
 @HOOKS.register_module()
 class PortableCheckpointHook(Hook):
-    """Store message-hub history as plain arrays and add package versions to ``meta``.
+    """Store message-hub history as plain arrays, add package versions to ``meta``, and refuse
+    a checkpoint whose weights do not fit the model.
 
     mmengine pickles its ``HistoryBuffer`` objects with references to their methods, which torch's
     safe (``weights_only``) loader rightly refuses; we store ``{log_history, count_history,
     max_length}`` instead and rebuild the buffers when a checkpoint is loaded for resuming.
+    mmengine loads weights non-strictly (a mismatch is only logged); here missing, unexpected or
+    shape-mismatched keys raise a ``CheckpointError`` naming them and the differing ``model.*``
+    config keys (a warning lists config differences when the weights do fit).
+
+    Args:
+        check_model: check that the weights fit before ``load_from``, ``--resume`` or testing.
     """
 
     priority = 'VERY_LOW'
+
+    def __init__(self, check_model: bool = True) -> None:
+        self.check_model = check_model
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
@@ -56,6 +69,15 @@ class PortableCheckpointHook(Hook):
         checkpoint.setdefault('meta', {})['versions'] = package_versions()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.check_model:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            diff = check_checkpoint_fits(model, checkpoint, runner.cfg.get('model'))
+            if diff:
+                print_log(
+                    f'the checkpoint was trained with a different model config: {"; ".join(diff)}',
+                    logger='current',
+                    level=logging.WARNING,
+                )
         scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
         for key, value in list(scalars.items()):
             if isinstance(value, dict) and value.get(_BUFFER_TAG):

@@ -1,0 +1,286 @@
+"""Speed and peak memory of promptsg's cmc_map against a NumPy per-query reference.
+
+    python bench/eval_speed.py            # Market size (3,368 x 15,913) and 20,000 x 100,000
+    python bench/eval_speed.py --quick    # Market size and a shrunken large case
+    python bench/eval_speed.py --sizes 1000x5000 3368x15913
+
+Random L2-normalised features (D=512) over ~750 identities and 6 cameras, cosine distance,
+Market protocol (same-id same-camera gallery entries ignored), standard AP. Each measurement
+runs in a fresh subprocess; "peak MB" is the growth of its peak resident memory (VmHWM, reset
+after the inputs are built) while scoring. Cases up to ``--distmat-limit`` entries score a
+precomputed distance matrix (both methods read the same one); larger ones start from features
+(promptsg: feature_cmc_map, distances chunk by chunk; reference: one distance row per query).
+The reference is the fast-reid-style loop: per query a full ``np.argsort`` of its row, junk
+removal, cumulative matches. On large cases it runs on a subsample of queries and its time is
+extrapolated linearly (queries are independent); the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from promptsg.evaluation.functional import cmc_map, feature_cmc_map  # noqa: E402
+
+MARKET = (3368, 15913)
+LARGE = (20000, 100000)
+QUICK_LARGE = (4000, 20000)
+
+
+def make_case(num_q: int, num_g: int, dim: int, num_ids: int, num_cams: int, seed: int = 0):
+    """Random features (Q, D), (G, D) with pids and camids; float32 and int64 numpy arrays."""
+    rng = np.random.default_rng(seed)
+    q_feats = rng.standard_normal((num_q, dim), dtype=np.float32)
+    g_feats = rng.standard_normal((num_g, dim), dtype=np.float32)
+    q_feats /= np.linalg.norm(q_feats, axis=1, keepdims=True)
+    g_feats /= np.linalg.norm(g_feats, axis=1, keepdims=True)
+    q_pids, g_pids = rng.integers(0, num_ids, num_q), rng.integers(0, num_ids, num_g)
+    q_cams, g_cams = rng.integers(0, num_cams, num_q), rng.integers(0, num_cams, num_g)
+    return q_feats, g_feats, q_pids, g_pids, q_cams, g_cams
+
+
+def reference_map(row_dist, num_q, q_pids, g_pids, q_cams, g_cams) -> tuple[float, float, int]:
+    """fast-reid-style per-query loop; returns (rank1 %, mAP %, valid queries)."""
+    aps, first_hits = [], []
+    for i in range(num_q):
+        order = np.argsort(row_dist(i))
+        matches = g_pids[order] == q_pids[i]
+        raw = matches[~(matches & (g_cams[order] == q_cams[i]))]
+        hit_pos = np.flatnonzero(raw)
+        if hit_pos.size == 0:
+            continue
+        first_hits.append(hit_pos[0])
+        aps.append(np.mean(np.arange(1, hit_pos.size + 1) / (hit_pos + 1)))
+    return 100 * np.mean(np.array(first_hits) == 0), 100 * np.mean(aps), len(aps)
+
+
+def feature_rows(q_feats: np.ndarray, g_feats: np.ndarray):
+    """Cosine distances of one query to the gallery, row by row: i -> (G,)."""
+    return lambda i: 1.0 - g_feats @ q_feats[i]
+
+
+def _status_kib(key: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def worker(args) -> None:
+    """One timed measurement; prints a JSON line."""
+    torch.manual_seed(0)
+    # warm-up: first calls load kernels and start thread pools, which is not what we time
+    warm = make_case(16, 256, 8, 4, 2, seed=1)
+    cmc_map(1.0 - torch.from_numpy(warm[0] @ warm[1].T), *warm[2:])
+    reference_map(feature_rows(warm[0], warm[1]), 16, *warm[2:])
+    case = make_case(args.num_q, args.num_g, args.dim, args.ids, args.cams)
+    q_feats, g_feats, q_pids, g_pids, q_cams, g_cams = case
+    use_distmat = args.num_q * args.num_g <= args.distmat_limit
+    subsample = not use_distmat and args.ref_queries < args.num_q
+    num_run = args.ref_queries if subsample and args.method == 'reference' else args.num_q
+    if use_distmat:
+        distmat = 1.0 - torch.from_numpy(q_feats) @ torch.from_numpy(g_feats).T
+        dist_np = distmat.numpy()
+    baseline = _status_kib('VmRSS')
+    exact_peak = _reset_peak()
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    if args.method == 'promptsg':
+        ids = (q_pids, g_pids, q_cams, g_cams)
+        if use_distmat:
+            out = cmc_map(distmat, *ids)
+        else:
+            out = feature_cmc_map(torch.from_numpy(q_feats), torch.from_numpy(g_feats), *ids)
+        rank1, mean_ap, valid = out['rank1'], out['mAP'], out['num_valid_queries']
+    else:
+        row_dist = dist_np.__getitem__ if use_distmat else feature_rows(q_feats, g_feats)
+        rank1, mean_ap, valid = reference_map(row_dist, num_run, q_pids, g_pids, q_cams, g_cams)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    peak_mib = (_status_kib('VmHWM') - baseline) / 1024 if exact_peak else float('nan')
+
+    check = None
+    if args.method == 'promptsg' and subsample:
+        # scores on the reference's query subsample, for the agreement check (not timed)
+        sub = slice(0, args.ref_queries)
+        out = feature_cmc_map(
+            torch.from_numpy(q_feats[sub]),
+            torch.from_numpy(g_feats),
+            q_pids[sub],
+            g_pids,
+            q_cams[sub],
+            g_cams,
+        )
+        check = out['mAP']
+    print(
+        json.dumps(
+            dict(
+                seconds=seconds,
+                cpu_seconds=cpu_seconds,
+                peak_mib=peak_mib,
+                rank1=rank1,
+                mAP=float(mean_ap),
+                valid=int(valid),
+                queries=num_run,
+                distmat=use_distmat,
+                subsample_mAP=check,
+            )
+        )
+    )
+
+
+def measure(method: str, num_q: int, num_g: int, args) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        '--worker',
+        method,
+        '--num-q',
+        str(num_q),
+        '--num-g',
+        str(num_g),
+        '--dim',
+        str(args.dim),
+        '--ids',
+        str(args.ids),
+        '--cams',
+        str(args.cams),
+        '--ref-queries',
+        str(args.ref_queries),
+        '--distmat-limit',
+        str(args.distmat_limit),
+    ]
+    env = dict(os.environ)
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+        for key in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+            env[key] = str(args.threads)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    num_q, num_g = text.lower().split('x')
+    return int(num_q), int(num_g)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true', help=f'large case shrunk to {QUICK_LARGE}')
+    parser.add_argument('--sizes', nargs='+', type=parse_size, help='cases as QxG')
+    parser.add_argument('--dim', type=int, default=512)
+    parser.add_argument('--ids', type=int, default=750)
+    parser.add_argument('--cams', type=int, default=6)
+    parser.add_argument(
+        '--ref-queries',
+        type=int,
+        default=500,
+        help='reference query subsample on feature-input cases',
+    )
+    parser.add_argument(
+        '--distmat-limit',
+        type=int,
+        default=60_000_000,
+        help='largest Q*G scored from a precomputed distance matrix',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help='torch and BLAS threads in both methods (0: their defaults)',
+    )
+    parser.add_argument('--worker', choices=['promptsg', 'reference'], help=argparse.SUPPRESS)
+    parser.add_argument('--num-q', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--num-g', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        args.method = args.worker
+        worker(args)
+        return
+
+    sizes = args.sizes or [MARKET, QUICK_LARGE if args.quick else LARGE]
+    rows = []
+    for num_q, num_g in sizes:
+        fast = measure('promptsg', num_q, num_g, args)
+        ref = measure('reference', num_q, num_g, args)
+        scale = num_q / ref['queries']
+        ref_seconds, ref_cpu = ref['seconds'] * scale, ref['cpu_seconds'] * scale
+        source = 'distmat' if fast['distmat'] else 'features'
+        note = '' if ref['queries'] == num_q else f'ref: {ref["queries"]} queries, extrapolated'
+        agree = fast['mAP'] if ref['queries'] == num_q else fast['subsample_mAP']
+        note = (note + '; ' if note else '') + f'|dmAP| {abs(agree - ref["mAP"]):.1e}'
+        size = f'{num_q}x{num_g}'
+        rows.append(
+            [
+                size,
+                source,
+                'promptsg cmc_map',
+                fast['seconds'],
+                fast['cpu_seconds'],
+                fast['peak_mib'],
+                None,
+                None,
+                fast['mAP'],
+                '',
+            ]
+        )
+        rows.append(
+            [
+                size,
+                source,
+                'numpy per-query',
+                ref_seconds,
+                ref_cpu,
+                ref['peak_mib'],
+                ref_seconds / fast['seconds'],
+                ref_cpu / fast['cpu_seconds'],
+                ref['mAP'],
+                note,
+            ]
+        )
+    threads = args.threads or torch.get_num_threads()
+    print(
+        f'torch {torch.__version__}, {threads} threads, numpy {np.__version__}, '
+        f'{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}); D={args.dim}, '
+        f'{args.ids} ids, {args.cams} cameras, cosine'
+    )
+    headers = [
+        'Q x G',
+        'input',
+        'method',
+        'wall s',
+        'CPU s',
+        'peak MB',
+        'speed-up wall',
+        'speed-up CPU',
+        'mAP %',
+        'note',
+    ]
+    floatfmt = ('', '', '', '.2f', '.2f', '.0f', '.1f', '.1f', '.3f', '')
+    print(tabulate(rows, headers=headers, floatfmt=floatfmt, missingval=''))
+
+
+if __name__ == '__main__':
+    main()

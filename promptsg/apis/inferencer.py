@@ -1,0 +1,233 @@
+"""Embed images with a trained model: paths, folders, PIL images or arrays → (N, D) features."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import default_collate
+from mmengine.registry import DefaultScope
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from promptsg.apis.images import collect_images
+from promptsg.engine.checkpoint import load_checkpoint_file
+from promptsg.engine.runner import load_config
+from promptsg.errors import CheckpointError, ConfigError, DataError
+from promptsg.registry import MODELS, TRANSFORMS
+
+#: Prompt modes of a PromptSG model at inference (see ``PromptSG.test_cfg``).
+PROMPTS = ('fixed', 'composed')
+
+
+def build_device(device: str | torch.device) -> torch.device:
+    """``'cpu'``, ``'cuda'``, ``'cuda:1'`` → a device that exists here, else a ``ConfigError``."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"device '{device}' is not a torch device (e.g. 'cpu', 'cuda')") from e
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}': CUDA is not available here; use 'cpu'")
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device '{device}': only {torch.cuda.device_count()} GPU(s) visible")
+    return dev
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: str) -> dict:
+    """Load a promptsg/mmengine checkpoint into ``model`` (strictly); return its ``meta``.
+
+    Raises:
+        CheckpointError: unreadable file, or keys/shapes that do not match the model.
+    """
+    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'checkpoint {checkpoint} holds a {type(ckpt).__name__}, not a dict')
+    state = ckpt.get('state_dict', ckpt)
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        detail = ' '.join(str(e).split())
+        raise CheckpointError(
+            f'checkpoint {checkpoint} does not fit the model: {detail[:300]}'
+        ) from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f'checkpoint {checkpoint} does not fit the model: {len(missing)} missing key(s) '
+            f'{missing[:3]}, {len(unexpected)} unexpected key(s) {unexpected[:3]} '
+            '(is it from this config?)'
+        )
+    return ckpt.get('meta', {})
+
+
+class _ImageSet(Dataset):
+    """Images as test-pipeline samples: ``{'inputs': (3, H, W) uint8, 'data_samples': {...}}``."""
+
+    def __init__(self, images: list, pipeline: list, aspect: str) -> None:
+        self.images, self.pipeline, self.aspect = images, pipeline, aspect
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx: int) -> dict:
+        image = self.images[idx]
+        results = dict(pid=-1, camid=-1, sample_idx=idx, aspect=self.aspect)
+        if isinstance(image, str):
+            results['img_path'] = image
+        else:
+            results['img'] = image
+        for transform in self.pipeline:
+            results = transform(results)
+        return results
+
+
+def _check_array(image: np.ndarray | torch.Tensor, where: str) -> np.ndarray | torch.Tensor:
+    """An (H, W, 3) / (H, W) uint8 array or a (3, H, W) uint8 tensor, else a ``DataError``."""
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
+            raise DataError(
+                f'{where}: a tensor image must be (3, H, W) uint8, got {tuple(image.shape)} '
+                f'{image.dtype}'
+            )
+        return image
+    if image.dtype != np.uint8:
+        raise DataError(f'{where}: an array image must be uint8 (0-255), got {image.dtype}')
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if not image.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
+        image = image.copy()
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise DataError(f'{where}: an array image must be (H, W, 3) or (H, W), got {image.shape}')
+    return image
+
+
+def as_image_list(images) -> list:
+    """Flatten the accepted inputs into a list of paths (str), PIL images and arrays.
+
+    Accepted: a path (image, folder, or ``.txt``/``.csv`` list), a PIL image, an (H, W, 3)
+    array, an (N, H, W, 3) array, a (3, H, W) uint8 tensor, or a list of these.
+    """
+    if isinstance(images, (str, os.PathLike)):
+        return [r.path for r in collect_images(images)]
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return [_check_array(a, f'images[{i}]') for i, a in enumerate(images)]
+    if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)):
+        images = [images]
+    if not isinstance(images, Sequence) or not images:
+        raise DataError(
+            'images must be a path, folder, list file, PIL image, array, or a non-empty list '
+            f'of these; got {type(images).__name__}'
+        )
+    flat: list = []
+    for i, image in enumerate(images):
+        if isinstance(image, (str, os.PathLike)):
+            flat += [r.path for r in collect_images(image)]
+        elif isinstance(image, Image.Image):
+            flat.append(image)
+        elif isinstance(image, (np.ndarray, torch.Tensor)):
+            flat.append(_check_array(image, f'images[{i}]'))
+        else:
+            raise DataError(
+                f'images[{i}] is a {type(image).__name__}; expected a path, PIL image or array'
+            )
+    return flat
+
+
+class ReIDInferencer:
+    """Retrieval embeddings of images from a config and a checkpoint.
+
+    Images go through the config's test pipeline (``test_dataloader.dataset.pipeline``: load,
+    resize, pack) and the model's data preprocessor, exactly as in ``tools/test.py``; the model
+    runs in eval mode and returns L2-normalised features.
+
+    Args:
+        config: a config file, an mmengine ``Config`` or a dict with ``model`` and a test pipeline.
+        checkpoint: a checkpoint file (``tools/train.py``'s ``best_*.pth``); ``None`` keeps the
+            freshly built weights (for tests and exports of untrained models).
+        device: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+        prompt: PromptSG's inference prompt: ``'fixed'`` (default, the cached "A photo of a
+            person" feature, faster) or ``'composed'`` (s* per image, most accurate).
+        aspect: words for a template's ``{aspect}`` slot (e.g. ``'dorsal right'``).
+        batch_size: images per forward pass.
+        num_workers: data-loading worker processes (0 = in this process).
+        cfg_options: ``--cfg-options``-style overrides applied to a config file.
+
+    ``inferencer(images)`` returns a float32 array (N, D) of L2-normalised embeddings.
+    """
+
+    def __init__(
+        self,
+        config: str | os.PathLike | Config | dict,
+        checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device = 'cpu',
+        prompt: str = 'fixed',
+        aspect: str = '',
+        batch_size: int = 32,
+        num_workers: int = 0,
+        cfg_options: dict | None = None,
+    ) -> None:
+        if isinstance(config, (str, os.PathLike)):
+            config = load_config(os.fspath(config), cfg_options)
+        elif isinstance(config, dict) and not isinstance(config, Config):
+            config = Config(config)
+        if 'model' not in config:
+            raise ConfigError('the config has no model')
+        if prompt not in PROMPTS:
+            raise ConfigError(f"prompt '{prompt}' is not one of {list(PROMPTS)}")
+        if batch_size < 1:
+            raise ConfigError(f'batch_size must be >= 1, got {batch_size}')
+        if checkpoint is not None and not os.path.isfile(checkpoint):
+            raise CheckpointError(f'checkpoint not found: {os.fspath(checkpoint)}')
+        self.cfg = config
+        self.device = build_device(device)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.aspect = aspect
+        with DefaultScope.overwrite_default_scope(config.get('default_scope', 'promptsg')):
+            self.model = MODELS.build(config.model)
+            self.pipeline = [TRANSFORMS.build(t) for t in self._test_pipeline(config)]
+        self.meta = load_model_weights(self.model, os.fspath(checkpoint)) if checkpoint else {}
+        if 'prompt' in self.model.test_cfg:
+            self.model.test_cfg['prompt'] = prompt
+        elif prompt != 'fixed':
+            raise ConfigError(f"prompt '{prompt}': {type(self.model).__name__} has no prompt")
+        self.prompt = prompt
+        self.model.to(self.device).eval()
+
+    @staticmethod
+    def _test_pipeline(cfg: Config) -> list:
+        for key in ('test_dataloader', 'val_dataloader'):
+            pipeline = (cfg.get(key) or {}).get('dataset', {}).get('pipeline')
+            if pipeline:
+                return list(pipeline)
+        raise ConfigError(
+            'the config has no test pipeline (test_dataloader.dataset.pipeline): inference needs '
+            'one, e.g. [LoadImage, Resize, PackReIDInputs]'
+        )
+
+    @torch.no_grad()
+    def embed_batch(self, batch: dict) -> torch.Tensor:
+        """A collated batch ``{'inputs': (B, 3, H, W) uint8, 'data_samples'}`` → (B, D) on CPU."""
+        data = self.model.data_preprocessor(batch, False)
+        return self.model.embed(data['inputs'], data['data_samples']).float().cpu()
+
+    def __call__(self, images, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
+        """Embed ``images`` (see :func:`as_image_list`): a float32 array (N, D), rows L2-normalised,
+        in input order (folders sorted)."""
+        images = as_image_list(images)
+        loader = DataLoader(
+            _ImageSet(images, self.pipeline, self.aspect),
+            batch_size=batch_size or self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=default_collate,
+        )
+        feats = []
+        with tqdm(total=len(images), desc='embedding', unit='img', disable=not progress) as bar:
+            for batch in loader:
+                feats.append(self.embed_batch(batch))
+                bar.update(len(feats[-1]))
+        return torch.cat(feats).numpy().astype(np.float32, copy=False)

@@ -1,0 +1,146 @@
+"""Run the versions of one chronology in order, each in its own work dir.
+
+``run_chronology('configs/vit_b16', 'work_dirs/chronology/vit_b16', data_root=..., pretrained=...)``
+trains and tests every version (``work_dirs/chronology/vit_b16/v1``, ``.../v2``, ...) exactly as
+``tools/train.py`` does. A version whose work dir already holds ``test_metrics.json`` is finished
+and is skipped unless ``force``; a forced re-run first moves the old work dir aside
+(``v6.prev-<timestamp>``), so no result is ever deleted.
+"""
+
+from __future__ import annotations
+
+import gc
+import os.path as osp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from promptsg.chronology.results import DONE, TEST_METRICS, read_test_metrics, version_status
+from promptsg.chronology.versions import Version, find_versions, select_versions
+from promptsg.engine.runner import (
+    apply_cfg_options,
+    build_runner,
+    load_config,
+    test_best_checkpoint,
+    write_metrics,
+)
+from promptsg.errors import ConfigError
+from promptsg.registry import DATASETS
+
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+@dataclass
+class VersionRun:
+    """What happened to one version: ``'ran'`` or ``'skipped'``, and its test metrics."""
+
+    name: str
+    action: str
+    work_dir: Path
+    metrics: dict[str, float] | None
+
+
+def path_options(data_root: str | None = None, pretrained: str | None = None) -> dict:
+    """``--cfg-options`` that point every data set at ``data_root`` and the backbone at weights."""
+    options: dict = {}
+    if data_root is not None:
+        options.update({f'{loader}.dataset.data_root': str(data_root) for loader in LOADERS})
+    if pretrained is not None:
+        options['model.backbone.pretrained'] = str(pretrained)
+    return options
+
+
+def merge_overlay(cfg: Config, overlay: str | Path) -> Config:
+    """Merge an overlay config file (``_delete_=True`` honoured) on top of ``cfg``."""
+    if not osp.isfile(overlay):
+        raise ConfigError(f'overlay config not found: {overlay}')
+    cfg.merge_from_dict(Config.fromfile(str(overlay)).to_dict())
+    return cfg
+
+
+def sync_num_classes(cfg: Config) -> int | None:
+    """Set ``model.num_classes`` to the training set's identity count (built once to count)."""
+    dataset = DATASETS.build(cfg.train_dataloader.dataset.to_dict())
+    count = dataset.metainfo.get('num_classes')
+    if count is not None and cfg.model.get('num_classes') != count:
+        print_log(
+            f'model.num_classes {cfg.model.get("num_classes")} -> {count} (training identities)',
+            logger='current',
+        )
+        cfg.model.num_classes = count
+    return count
+
+
+def version_config(
+    version: Version,
+    options: dict | None = None,
+    overlay: str | Path | None = None,
+    data_root: str | None = None,
+    pretrained: str | None = None,
+) -> Config:
+    """The config a version runs with: file, then overlay, then paths, then options."""
+    cfg = load_config(str(version.path))
+    if overlay is not None:
+        merge_overlay(cfg, overlay)
+    apply_cfg_options(cfg, path_options(data_root, pretrained))
+    apply_cfg_options(cfg, options)
+    sampler = cfg.train_dataloader.get('sampler', {})
+    if sampler.get('type') == 'PKSampler':
+        sampler['batch_size'] = cfg.train_dataloader.batch_size
+    sync_num_classes(cfg)
+    return cfg
+
+
+def move_aside(work_dir: Path) -> Path:
+    """Rename a work dir to ``<name>.prev-<timestamp>`` (nothing is deleted); returns the new path."""
+    target = work_dir.with_name(f'{work_dir.name}.prev-{time.strftime("%Y%m%d_%H%M%S")}')
+    work_dir.rename(target)
+    return target
+
+
+def train_and_test(cfg: Config, work_dir: Path, resume: bool = False) -> dict[str, float]:
+    """Train one version, test its best checkpoint, write ``test_metrics.json``."""
+    runner = build_runner(cfg, str(work_dir), resume='auto' if resume else None)
+    try:
+        runner.train()
+        metrics = test_best_checkpoint(runner)
+        write_metrics(metrics, str(work_dir / TEST_METRICS))
+    finally:
+        del runner
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return metrics
+
+
+def run_chronology(
+    configs_dir: str | Path,
+    work_root: str | Path,
+    versions: list[str] | None = None,
+    data_root: str | None = None,
+    pretrained: str | None = None,
+    options: dict | None = None,
+    overlay: str | Path | None = None,
+    force: bool = False,
+    resume: bool = False,
+) -> list[VersionRun]:
+    """Run the chosen versions of ``configs_dir`` in order, each in ``work_root/<version>``."""
+    chosen = select_versions(find_versions(configs_dir), versions)
+    runs = []
+    for version in chosen:
+        work_dir = Path(work_root) / version.name
+        if version_status(work_dir) == DONE and not force:
+            print_log(f'{version.name}: finished, skipped ({work_dir / TEST_METRICS})', 'current')
+            runs.append(VersionRun(version.name, 'skipped', work_dir, read_test_metrics(work_dir)))
+            continue
+        cfg = version_config(version, options, overlay, data_root, pretrained)
+        if force and work_dir.exists():
+            print_log(f'{version.name}: previous run moved to {move_aside(work_dir)}', 'current')
+        print_log(f'{version.name}: training in {work_dir}', 'current')
+        metrics = train_and_test(cfg, work_dir, resume=resume and not force)
+        runs.append(VersionRun(version.name, 'ran', work_dir, metrics))
+    return runs
