@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from mmengine.device import get_device
 from tabulate import tabulate
 
 from promptsg.errors import ConfigError
@@ -232,8 +233,6 @@ def device_of(args: argparse.Namespace) -> torch.device:
 
 def check_runner_device(device: torch.device) -> None:
     """The Runner picks its own device (CUDA whenever available): ``device`` must agree."""
-    from mmengine.device import get_device
-
     runner_device = torch.device(get_device())
     if runner_device.type != device.type:
         raise ConfigError(

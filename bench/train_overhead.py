@@ -6,11 +6,10 @@
 The Runner is built as ``tools/train.py`` builds it (``build_runner`` on the quick-start config:
 its optimiser wrapper, clipping and hooks), with an iteration-based loop, a per-iteration LR
 warm-up, no validation, and a data loader that yields one fixed batch. After every ``inner``
-Runner iterations a
-hook times ``inner`` iterations of :class:`HandLoop` on the same model, optimiser and batch, so
-the two alternate (Runner block, hand block, Runner block, ...). A Runner block is the wall
-time from the end of the previous hand block to the end of its last ``after_train_iter``: loop,
-data fetch, ``train_step`` and every hook. Target: ratio <= 1.05.
+Runner iterations a hook times ``inner`` iterations of :class:`HandLoop` on the same model,
+optimiser and batch, so the two alternate (Runner block, hand block, Runner block, ...). A Runner
+block is the wall time from the end of the previous hand block to the end of its last
+``after_train_iter``: loop, data fetch, ``train_step`` and every hook. Target: ratio <= 1.05.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
-import promptsg.engine  # noqa: E402,F401  (installs the safe checkpoint loader)
 from bench.hand_loop import HandLoop  # noqa: E402
 from bench.harness import (  # noqa: E402
     add_common_args,
@@ -75,9 +73,9 @@ DEFAULTS = {
 
 
 @DATASETS.register_module(force=True)
-class RepeatedBatch(Dataset):
+class BenchRepeatedBatch(Dataset):
     """``length`` copies of one synthetic P×K batch (load with ``batch_size=1`` and
-    ``collate_fn=dict(type='promptsg.first_item')``)."""
+    ``collate_fn=dict(type='promptsg.bench_first_item')``)."""
 
     def __init__(
         self,
@@ -99,7 +97,7 @@ class RepeatedBatch(Dataset):
 
 
 @FUNCTIONS.register_module(force=True)
-def first_item(items: list[dict]) -> dict:
+def bench_first_item(items: list[dict]) -> dict:
     """Collate a one-item list into its item (the item is already a batch)."""
     return items[0]
 
@@ -155,9 +153,9 @@ def runner_config(
         batch_size=1,
         num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=False),
-        collate_fn=dict(type='promptsg.first_item'),
+        collate_fn=dict(type='promptsg.bench_first_item'),
         dataset=dict(
-            type='RepeatedBatch', batch_size=batch_size, img_size=img_size, length=max_iters
+            type='BenchRepeatedBatch', batch_size=batch_size, img_size=img_size, length=max_iters
         ),
     )
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)

@@ -88,7 +88,9 @@ LOOPS = _child('loop', MMENGINE_LOOPS, 'mmengine.runner')
 HOOKS = _child('hook', MMENGINE_HOOKS, 'mmengine.hooks', 'promptsg.engine.hooks')
 LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS, 'mmengine.runner')
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'mmengine.dataset', 'promptsg.datasets')
-DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'mmengine.dataset', 'promptsg.datasets')
+DATA_SAMPLERS = _child(
+    'data sampler', MMENGINE_DATA_SAMPLERS, 'mmengine.dataset', 'promptsg.datasets'
+)
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mmengine.dataset', 'promptsg.datasets')
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mmengine.dataset', 'promptsg.engine.seeding')
 MODELS = _child('model', MMENGINE_MODELS, 'mmengine.model', 'promptsg.models')

@@ -22,6 +22,7 @@ INTRO = """\
     _base_/datasets/hands11k_dorsal_right.py    11k Hands dorsal right, P x K batches of 8 x 4
     _base_/models/promptsg_vit_b16.py           PromptSG on CLIP ViT-B/16 as v1 starts it
     _base_/models/promptsg_rn50.py              the same on CLIP RN50
+    _base_/schedules/                           constant (v1's), warm-up + cosine, multi-step (paper)
     quickstart/                                 tiny synthetic run (CPU, minutes)
     vit_b16/v1.py ... v11.py                    the stage-3 chronology, ViT-B/16
     rn50/v1.py ... v11.py                       the stage-3 chronology, RN50

@@ -6,6 +6,11 @@ a checkpoint, so ``load_from``, ``--resume`` and ``tools/test.py`` fail. We keep
 unpickler and allow-list exactly the types mmengine writes (no arbitrary code can run while a
 checkpoint loads), by replacing mmengine's loader for local paths. Importing
 :mod:`promptsg.engine` installs it.
+
+:func:`check_checkpoint_fits` turns mmengine's silent non-strict loading into one
+``CheckpointError`` line naming the mismatched keys and the differing ``model.*`` config keys;
+:func:`latest_checkpoint` and :func:`best_checkpoint` find what ``--resume`` and
+``tools/test.py WORK_DIR`` use.
 """
 
 from __future__ import annotations
@@ -157,7 +162,7 @@ def check_checkpoint_fits(
         why = f'; its model config differs at {_shorten(diff, 4)}' if diff else ''
         meta = checkpoint.get('meta', {})
         name = name or (
-            f"of run {meta['experiment_name']}, epoch {meta.get('epoch')}"
+            f'of run {meta["experiment_name"]}, epoch {meta.get("epoch")}'
             if 'experiment_name' in meta
             else ''
         )

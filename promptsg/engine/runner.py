@@ -83,7 +83,12 @@ def load_config(path: str, options: dict | None = None) -> Config:
 #: Hooks every promptsg run needs (safe checkpoints, resumable randomness, per-epoch model
 #: state, BN statistics equal on every rank); ``build_runner`` adds any that ``custom_hooks``
 #: lacks.
-ESSENTIAL_HOOKS = ('ReIDTrainingHook', 'PortableCheckpointHook', 'RandomStateHook', 'SyncBuffersHook')
+ESSENTIAL_HOOKS = (
+    'ReIDTrainingHook',
+    'PortableCheckpointHook',
+    'RandomStateHook',
+    'SyncBuffersHook',
+)
 #: mmengine's default hooks (a ``None`` there removes the hook; elsewhere it is dropped).
 MMENGINE_DEFAULT_HOOKS = (
     'runtime_info',

@@ -38,7 +38,7 @@ class ReIDBaseline(BaseModel):
         num_classes: training identities (the config sets it from the data set).
         neck: optional neck config (``HEADS``, e.g. ``BNNeck``); ``in_channels`` is filled in.
         head: optional classifier config (``HEADS``); ``in_channels``/``num_classes`` filled in.
-        losses: ``{name: loss config}``; each loss consumes the features named in its
+        losses: ``{name: loss config or None (off)}``; each loss consumes the features named in its
             ``inputs`` (defaults in ``DEFAULT_LOSS_INPUTS``) among ``feat`` (the training feature,
             before the neck), ``neck_feat``, ``logits``, ``img_feat`` (backbone global),
             ``text_feat`` (PromptSG) and ``pid``.
@@ -84,6 +84,8 @@ class ReIDBaseline(BaseModel):
         self.losses = nn.ModuleDict()
         self.loss_inputs: dict[str, tuple[str, ...]] = {}
         for name, cfg in (losses or {}).items():
+            if cfg is None:  # a version config switches a loss off with `name=None`
+                continue
             cfg = dict(cfg)
             inputs = cfg.pop('inputs', None) or DEFAULT_LOSS_INPUTS.get(cfg.get('type'))
             if inputs is None:

@@ -15,7 +15,6 @@ from torch import nn
 
 from promptsg.registry import LOSSES, METRICS
 
-
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / 'configs' / '_base_' / 'default_runtime.py'
 
@@ -34,7 +33,9 @@ train_pipeline = [
     dict(type='RandomCrop', size=img_size),
     dict(type='PackReIDInputs'),
 ]
-test_pipeline = [dict(type='LoadImage'), dict(type='Resize', size=img_size), dict(type='PackReIDInputs')]
+test_pipeline = [
+    dict(type='LoadImage'), dict(type='Resize', size=img_size), dict(type='PackReIDInputs')
+]
 train_dataloader = dict(
     batch_size=16, num_workers=0,
     sampler=dict(type='PKSampler', num_instances=4),
@@ -62,7 +63,9 @@ model = dict(
     inversion=dict(type='InversionNetwork', variant='paper', hidden_dim=32),
     prompt=dict(type='PromptComposer', template='A photo of a {{}} person.'),
     fixed_prompt=dict(type='FixedPrompt', template='A photo of a person.'),
-    interaction=dict(type='MultimodalInteraction', num_heads=4, num_cross_layers=1, num_self_layers=1),
+    interaction=dict(
+        type='MultimodalInteraction', num_heads=4, num_cross_layers=1, num_self_layers=1
+    ),
     neck=dict(type='BNNeck'),
     head=dict(type='LinearClassifier'),
     feat_dropout=0.1,
@@ -157,7 +160,9 @@ def unique_name() -> str:
 
 def load_tool(name: str):
     """``tools/<name>.py`` as a module (its ``main(argv)`` runs the tool in-process)."""
-    spec = importlib.util.spec_from_file_location(f'promptsg_tool_{name}', ROOT / 'tools' / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(
+        f'promptsg_tool_{name}', ROOT / 'tools' / f'{name}.py'
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

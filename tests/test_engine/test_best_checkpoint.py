@@ -41,9 +41,13 @@ def test_end_of_training_and_test_tool_evaluate_the_best(tiny_config, tmp_path):
 
     test = load_tool('test')
     name = f'experiment_name={unique_name()}'
-    from_dir = test.main([str(config), str(work), '--work-dir', str(tmp_path / 'd'), '--cfg-options', name])
+    from_dir = test.main(
+        [str(config), str(work), '--work-dir', str(tmp_path / 'd'), '--cfg-options', name]
+    )
     name = f'experiment_name={unique_name()}'
-    from_file = test.main([str(config), str(best), '--work-dir', str(tmp_path / 'f'), '--cfg-options', name])
+    from_file = test.main(
+        [str(config), str(best), '--work-dir', str(tmp_path / 'f'), '--cfg-options', name]
+    )
     assert from_dir == from_file == metrics
     assert json.loads((tmp_path / 'd' / 'test_metrics.json').read_text()) == pytest.approx(
         {k: float(v) for k, v in metrics.items()}
@@ -53,8 +57,11 @@ def test_end_of_training_and_test_tool_evaluate_the_best(tiny_config, tmp_path):
 def test_test_tool_refuses_a_work_dir_without_a_best_checkpoint(tiny_config, tmp_path):
     config, work = tiny_config(), tmp_path / 'work'
     runner = make_runner(
-        config, work, **_options(**{'default_hooks.checkpoint.save_best': None,
-                                    'default_hooks.early_stopping': None})
+        config,
+        work,
+        **_options(
+            **{'default_hooks.checkpoint.save_best': None, 'default_hooks.early_stopping': None}
+        ),
     )
     runner.train()
     assert (work / 'epoch_3.pth').is_file() and not list(work.glob('best_*.pth'))
@@ -66,8 +73,9 @@ def test_test_tool_refuses_a_work_dir_without_a_best_checkpoint(tiny_config, tmp
 
 
 def test_unknown_save_best_key_is_a_config_error(tiny_config, tmp_path):
-    options = _options(**{'default_hooks.checkpoint.save_best': 'reid/top1',
-                          'default_hooks.early_stopping': None})
+    options = _options(
+        **{'default_hooks.checkpoint.save_best': 'reid/top1', 'default_hooks.early_stopping': None}
+    )
     runner = make_runner(tiny_config(), tmp_path / 'work', **options)
     with pytest.raises(ConfigError, match=r"save_best \['reid/top1'\].*reid/mAP"):
         runner.train()

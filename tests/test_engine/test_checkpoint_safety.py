@@ -78,23 +78,52 @@ def test_a_checkpoint_of_another_model_lists_the_mismatched_keys(trained, tmp_pa
     test = load_tool('test')
     best = str(next(work.glob('best_*.pth')))
     with pytest.raises(CheckpointError) as info:
-        test.main([str(config), best, '--work-dir', str(tmp_path / 'a'),
-                   '--cfg-options', 'model.num_classes=9', f'experiment_name={unique_name()}'])
+        test.main(
+            [
+                str(config),
+                best,
+                '--work-dir',
+                str(tmp_path / 'a'),
+                '--cfg-options',
+                'model.num_classes=9',
+                f'experiment_name={unique_name()}',
+            ]
+        )
     message = str(info.value)
     assert '\n' not in message
-    assert 'shape-mismatched' in message and 'head.fc.weight (8, 64) in checkpoint vs (9, 64)' in message
-    assert "model.num_classes: 8 -> 9" in message
+    assert (
+        'shape-mismatched' in message
+        and 'head.fc.weight (8, 64) in checkpoint vs (9, 64)' in message
+    )
+    assert 'model.num_classes: 8 -> 9' in message
 
     with pytest.raises(CheckpointError) as info:
-        test.main([str(config), best, '--work-dir', str(tmp_path / 'b'), '--cfg-options',
-                   "model.backbone.arch='tiny-rn'", "model.backbone.type='CLIPResNet'",
-                   f'experiment_name={unique_name()}'])
+        test.main(
+            [
+                str(config),
+                best,
+                '--work-dir',
+                str(tmp_path / 'b'),
+                '--cfg-options',
+                "model.backbone.arch='tiny-rn'",
+                "model.backbone.type='CLIPResNet'",
+                f'experiment_name={unique_name()}',
+            ]
+        )
     message = str(info.value)
     assert 'missing key(s): backbone.visual.' in message and 'unexpected key(s)' in message
     assert "model.backbone.arch: 'tiny-vit' -> 'tiny-rn'" in message
 
-    metrics = test.main([str(config), best, '--work-dir', str(tmp_path / 'c'),
-                         '--cfg-options', f'experiment_name={unique_name()}'])
+    metrics = test.main(
+        [
+            str(config),
+            best,
+            '--work-dir',
+            str(tmp_path / 'c'),
+            '--cfg-options',
+            f'experiment_name={unique_name()}',
+        ]
+    )
     assert 'reid/mAP' in metrics  # the matching model loads
 
 

@@ -19,7 +19,7 @@ from promptsg.datasets.synthetic import SyntheticReID
 from promptsg.evaluation.reid_metric import ReIDMetric
 
 #: Records what each rank trained on and its final weights (a plugin loaded by custom_imports).
-RECORD_PLUGIN = '''
+RECORD_PLUGIN = """
 import json
 import os
 
@@ -36,9 +36,8 @@ class RecordRank(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         samples = data_batch['data_samples']
-        self.batches.append(
-            dict(epoch=runner.epoch, pid=samples['pid'].tolist(), idx=samples['sample_idx'].tolist())
-        )
+        pids, idx = samples['pid'].tolist(), samples['sample_idx'].tolist()
+        self.batches.append(dict(epoch=runner.epoch, pid=pids, idx=idx))
 
     def after_train(self, runner):
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
@@ -47,7 +46,7 @@ class RecordRank(Hook):
                       weights=weights, wrapped=type(runner.model).__name__)
         with open(os.path.join(self.out_dir, f'rank{runner.rank}.json'), 'w') as f:
             json.dump(record, f)
-'''
+"""
 
 
 def _free_port() -> int:
@@ -80,7 +79,11 @@ def test_two_process_training_and_evaluation(tmp_path):
     work = tmp_path / 'work'
     proc = subprocess.run(
         ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2', '--work-dir', str(work)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
@@ -101,7 +104,9 @@ def test_two_process_training_and_evaluation(tmp_path):
     distributed = json.loads((work / 'test_metrics.json').read_text())
     with open(dump, 'rb') as f:
         records = pickle.load(f)  # written by this test's own run
-    test_set = SyntheticReID(split='test', num_train_ids=8, num_test_ids=5, images_per_id=3, img_size=(64, 32))
+    test_set = SyntheticReID(
+        split='test', num_train_ids=8, num_test_ids=5, images_per_id=3, img_size=(64, 32)
+    )
     assert len(records) >= len(test_set) and {r['sample_idx'] for r in records} == set(range(15))
     unique = {}
     for record in records:

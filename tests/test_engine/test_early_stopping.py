@@ -41,7 +41,9 @@ def config(tiny_config):
         ([10, 10.5, 10.8, 11.2, 12, 13], dict(patience=2, min_delta=0.0), 6, 6),
     ],
 )
-def test_stops_at_the_right_epoch_and_keeps_the_best(config, tmp_path, scores, stopper, stop_epoch, best_epoch):
+def test_stops_at_the_right_epoch_and_keeps_the_best(
+    config, tmp_path, scores, stopper, stop_epoch, best_epoch
+):
     work = tmp_path / 'work'
     runner = make_runner(config, work, **_options(scores, max_epochs=len(scores), **stopper))
     runner.train()

@@ -11,12 +11,21 @@ CASES = {
     # arch: (unfreeze_blocks, prefixes that must stay frozen, prefixes that must train)
     'tiny-vit': (
         1,
-        ('backbone.visual.conv1.', 'backbone.visual.ln_pre.', 'backbone.visual.transformer.resblocks.0.'),
+        (
+            'backbone.visual.conv1.',
+            'backbone.visual.ln_pre.',
+            'backbone.visual.transformer.resblocks.0.',
+        ),
         ('backbone.visual.transformer.resblocks.1.', 'backbone.visual.proj'),
     ),
     'tiny-rn': (
         2,
-        ('backbone.visual.conv1.', 'backbone.visual.bn1.', 'backbone.visual.layer1.', 'backbone.visual.layer2.'),
+        (
+            'backbone.visual.conv1.',
+            'backbone.visual.bn1.',
+            'backbone.visual.layer1.',
+            'backbone.visual.layer2.',
+        ),
         ('backbone.visual.layer3.', 'backbone.visual.layer4.', 'backbone.visual.attnpool.'),
     ),
 }

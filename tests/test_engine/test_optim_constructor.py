@@ -118,7 +118,11 @@ def test_groups_are_printed_with_parameter_counts(model, capsys):
     build_optim_wrapper(model, dict(OPTIM))
     out = capsys.readouterr().out
     assert 'optimiser parameter groups' in out
-    visual = sum(p.numel() for n, p in model.named_parameters() if n.startswith('backbone.visual') and p.requires_grad)
+    visual = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.startswith('backbone.visual') and p.requires_grad
+    )
     assert f'{visual:,}' in out
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     assert f'{frozen:,} frozen' in out

@@ -124,7 +124,9 @@ def test_stop_policy_raises_before_the_weights_change(data):
     wrapper = _wrapper(model, nonfinite='stop')
     before = _snapshot(model)
     model.poison = 'nan_loss'
-    with pytest.raises(NonFiniteLossError, match=r'loss_b.*last good checkpoint is /runs/v1/epoch_3\.pth'):
+    with pytest.raises(
+        NonFiniteLossError, match=r'loss_b.*last good checkpoint is /runs/v1/epoch_3\.pth'
+    ):
         _step(wrapper, model, data)
     after = _snapshot(model)
     assert all(torch.equal(before[n], after[n]) for n in before)

@@ -15,7 +15,7 @@ from engine_helpers import ROOT, scalars, subprocess_env, write_config
 from promptsg.engine.checkpoint import load_checkpoint_file
 
 #: A third-party hook, imported by the run through custom_imports: SIGKILL after iteration N.
-KILL_PLUGIN = '''
+KILL_PLUGIN = """
 import os
 import signal
 
@@ -32,14 +32,20 @@ class KillAfterIter(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.at_iter:
             os.kill(os.getpid(), signal.SIGKILL)
-'''
+"""
 
 #: 3 epochs of 2 iterations; iteration 5 is the first of epoch 3.
 EPOCHS, KILL_AT = 3, 5
 
 
 def _train(config, work_dir, *args, env) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
+    cmd = [
+        sys.executable,
+        str(ROOT / 'tools' / 'train.py'),
+        str(config),
+        '--work-dir',
+        str(work_dir),
+    ]
     cmd += ['--cfg-options', f'train_cfg.max_epochs={EPOCHS}', *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 

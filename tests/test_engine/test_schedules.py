@@ -54,7 +54,9 @@ def test_lr_of_both_groups_at_every_iteration(tiny_config, tmp_path, schedule):
         expected = factor(t)
         assert record['lr_clip_visual'] == pytest.approx(lr_visual * expected, rel=1e-6), (t, epoch)
         assert record['lr_modules'] == pytest.approx(lr_modules * expected, rel=1e-6), (t, epoch)
-        assert record['lr_clip_visual'] / record['lr_modules'] == pytest.approx(lr_visual / lr_modules)
+        assert record['lr_clip_visual'] / record['lr_modules'] == pytest.approx(
+            lr_visual / lr_modules
+        )
     # The optimiser's own groups hold the same values at the end.
     groups = {g['name']: g['lr'] for g in runner.optim_wrapper.optimizer.param_groups}
     last = factor(EPOCHS * ITERS)

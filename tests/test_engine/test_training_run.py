@@ -20,7 +20,6 @@ from promptsg.engine.optimizers import NonFiniteLossError
 from promptsg.errors import ConfigError
 
 
-
 def probe(nan_at: list[int]):
     """Config edit: add the ``loss_probe`` term that is NaN at the given training calls."""
 
@@ -50,7 +49,9 @@ class WatchIter(Hook):
 
 def test_skip_policy_skips_the_bad_iteration_and_trains_on(tiny_config, tmp_path):
     work = tmp_path / 'work'
-    runner = make_runner(tiny_config(), work, edit=probe([1]), **{'optim_wrapper.nonfinite': 'skip'})
+    runner = make_runner(
+        tiny_config(), work, edit=probe([1]), **{'optim_wrapper.nonfinite': 'skip'}
+    )
     watch, after_bad = WatchIter(1), WatchIter(2)
     runner.register_hook(watch)
     runner.register_hook(after_bad)
@@ -81,11 +82,17 @@ def test_stop_policy_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     child = tmp_path / 'nan_first.py'
     child.write_text(
         "_base_ = ['./tiny.py']\n"
-        "model = dict(losses=dict(probe=dict(type='NaNProbeLoss', nan_at=[0], inputs=('feat', 'pid'))))\n"
+        "probe = dict(type='NaNProbeLoss', nan_at=[0], inputs=('feat', 'pid'))\n"
+        'model = dict(losses=dict(probe=probe))\n'
         "optim_wrapper = dict(nonfinite='stop')\n"
     )
-    argv = [str(child), '--work-dir', str(tmp_path / 'cli'), '--cfg-options',
-            f'experiment_name={unique_name()}']
+    argv = [
+        str(child),
+        '--work-dir',
+        str(tmp_path / 'cli'),
+        '--cfg-options',
+        f'experiment_name={unique_name()}',
+    ]
     train = load_tool('train')
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
@@ -98,17 +105,31 @@ def test_stop_policy_stops_with_one_line_and_keeps_the_last_good_checkpoint(
 
 def test_amp_flag_trains_under_autocast(tiny_config, tmp_path):
     work = tmp_path / 'work'
-    load_tool('train').main([
-        str(tiny_config()), '--work-dir', str(work), '--amp', '--no-test',
-        '--cfg-options', 'train_cfg.max_epochs=1', f'experiment_name={unique_name()}',
-    ])
+    load_tool('train').main(
+        [
+            str(tiny_config()),
+            '--work-dir',
+            str(work),
+            '--amp',
+            '--no-test',
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            f'experiment_name={unique_name()}',
+        ]
+    )
     dumped = Config.fromfile(str(work / 'tiny.py'))
     assert dumped.optim_wrapper.dtype == 'bfloat16'
     assert all(r['loss'] == r['loss'] for r in scalars(work) if 'loss' in r)  # finite
 
-    runner = make_runner(tiny_config(), tmp_path / 'fp16', **{
-        'optim_wrapper.dtype': 'float16', 'train_cfg.max_epochs': 1,
-        'optim_wrapper.loss_scale': dict(init_scale=256.0)})
+    runner = make_runner(
+        tiny_config(),
+        tmp_path / 'fp16',
+        **{
+            'optim_wrapper.dtype': 'float16',
+            'train_cfg.max_epochs': 1,
+            'optim_wrapper.loss_scale': dict(init_scale=256.0),
+        },
+    )
     seen = []
     runner.model.backbone.visual.register_forward_hook(
         lambda m, i, o: seen.append(o[0].dtype if isinstance(o, tuple) else o.dtype)
@@ -118,9 +139,17 @@ def test_amp_flag_trains_under_autocast(tiny_config, tmp_path):
 
 
 def test_gradient_accumulation_steps_every_second_iteration(tiny_config, tmp_path):
-    runner = make_runner(tiny_config(), tmp_path / 'work', **{
-        'optim_wrapper.accumulative_counts': 2, 'train_cfg.max_epochs': 2,
-        'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None})
+    runner = make_runner(
+        tiny_config(),
+        tmp_path / 'work',
+        **{
+            'optim_wrapper.accumulative_counts': 2,
+            'train_cfg.max_epochs': 2,
+            'val_dataloader': None,
+            'val_cfg': None,
+            'val_evaluator': None,
+        },
+    )
     runner.train()  # 4 iterations
     param = runner.model.head.fc.weight
     assert int(runner.optim_wrapper.optimizer.state[param]['step']) == 2
@@ -128,13 +157,30 @@ def test_gradient_accumulation_steps_every_second_iteration(tiny_config, tmp_pat
 
 def test_logs_every_term_each_group_lr_and_balancing_weights(tiny_config, tmp_path):
     work = tmp_path / 'work'
-    runner = make_runner(tiny_config(), work, **{
-        'model.loss_balancer': dict(type='UncertaintyWeighting', terms=['loss_ce', 'loss_supcon']),
-        'train_cfg.max_epochs': 1})
+    runner = make_runner(
+        tiny_config(),
+        work,
+        **{
+            'model.loss_balancer': dict(
+                type='UncertaintyWeighting', terms=['loss_ce', 'loss_supcon']
+            ),
+            'train_cfg.max_epochs': 1,
+        },
+    )
     runner.train()
     record = next(r for r in scalars(work) if 'loss' in r)
-    for key in ('loss_ce', 'loss_triplet', 'loss_supcon', 'loss_uncertainty_reg', 'weight_ce',
-                'weight_supcon', 'lr_clip_visual', 'lr_modules', 'grad_norm', 'nonfinite_skips'):
+    for key in (
+        'loss_ce',
+        'loss_triplet',
+        'loss_supcon',
+        'loss_uncertainty_reg',
+        'weight_ce',
+        'weight_supcon',
+        'lr_clip_visual',
+        'lr_modules',
+        'grad_norm',
+        'nonfinite_skips',
+    ):
         assert key in record, key
     assert record['lr_clip_visual'] == 1e-3 and record['lr_modules'] == 2e-3
     assert any('reid/mAP' in r for r in scalars(work))

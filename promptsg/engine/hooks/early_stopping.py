@@ -22,12 +22,12 @@ class ReIDEarlyStoppingHook(EarlyStoppingHook):
     ``patience`` validations in a row.
 
     Differences from mmengine's ``EarlyStoppingHook``: a score equal to best + ``min_delta`` is
-    no improvement (mmengine counts it as one, so a plateau never stopped); the best score and the wait count live in
-    the message hub's runtime info, so every checkpoint carries them and ``--resume`` restores
-    them (a run resumed after it stopped early stops again at once); a ``monitor`` that the
-    validation does not report is a ``ConfigError`` naming the reported keys; ``min_delta``
-    defaults to 0 and is absolute. The hook runs before ``CheckpointHook`` (priority LOW) so the
-    epoch's checkpoint already holds the updated counter.
+    no improvement (mmengine counts it as one, so a plateau never stopped); the best score and
+    the wait count live in the message hub's runtime info, so every checkpoint carries them and
+    ``--resume`` restores them (a run resumed after it stopped early stops again at once); a
+    ``monitor`` that the validation does not report is a ``ConfigError`` naming the reported
+    keys; ``min_delta`` defaults to 0 and is absolute. The hook runs before ``CheckpointHook``
+    (priority LOW) so the epoch's checkpoint already holds the updated counter.
 
     Args:
         monitor: metric key as the evaluator reports it, e.g. ``'reid/mAP'``, ``'reid/rank1'``.
@@ -48,7 +48,9 @@ class ReIDEarlyStoppingHook(EarlyStoppingHook):
         stopping_threshold: float | None = None,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
-            raise ConfigError(f"early_stopping.monitor must be a metric key such as 'reid/mAP'; got {monitor!r}")
+            raise ConfigError(
+                f"early_stopping.monitor must be a metric key such as 'reid/mAP'; got {monitor!r}"
+            )
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
             raise ConfigError(f'early_stopping.patience must be an int >= 1; got {patience!r}')
         if not isinstance(min_delta, numbers.Real) or min_delta < 0:
@@ -82,7 +84,10 @@ class ReIDEarlyStoppingHook(EarlyStoppingHook):
             score, self.stopping_threshold
         ):
             self.best_score = score
-            return True, f'{self.monitor} = {score} reached stopping_threshold {self.stopping_threshold}'
+            return (
+                True,
+                f'{self.monitor} = {score} reached stopping_threshold {self.stopping_threshold}',
+            )
         if self.improved(score):
             self.best_score, self.wait_count = score, 0
             return False, ''

@@ -1,4 +1,4 @@
-"""Parameter groups of a ReID model: the CLIP image encoder at one lr, every new module at another."""
+"""Parameter groups of a ReID model: the CLIP image encoder at one lr, new modules at another."""
 
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ class ReIDOptimWrapperConstructor:
         self.lr_clip_visual = _positive(
             'paramwise_cfg.lr_clip_visual', paramwise.get('lr_clip_visual', base_lr)
         )
-        self.lr_modules = _positive('paramwise_cfg.lr_modules', paramwise.get('lr_modules', base_lr))
+        self.lr_modules = _positive(
+            'paramwise_cfg.lr_modules', paramwise.get('lr_modules', base_lr)
+        )
         weight_decay = self.optimizer_cfg.get('weight_decay', 0.0)
         if not isinstance(weight_decay, numbers.Real) or weight_decay < 0:
             raise ConfigError(

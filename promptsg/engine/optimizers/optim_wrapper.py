@@ -33,7 +33,8 @@ class ReIDOptimWrapper(OptimWrapper):
 
     - ``'skip'``: the update is skipped (gradients zeroed), counted in ``nonfinite_skips``
       (logged as ``train/nonfinite_skips`` and saved with the optimiser state) and logged as a
-      warning (the text also in ``last_nonfinite``); after ``max_skips`` skips in a row the run stops as with ``'stop'``;
+      warning (the text also in ``last_nonfinite``); after ``max_skips`` skips in a row the
+      run stops as with ``'stop'``;
     - ``'stop'``: :class:`NonFiniteLossError` is raised before the weights change, naming the
       last checkpoint written (the last good one);
     - ``'off'``: no check (mmengine's behaviour).
@@ -66,15 +67,16 @@ class ReIDOptimWrapper(OptimWrapper):
                 f"optim_wrapper.nonfinite '{nonfinite}' is not one of {list(NONFINITE_POLICIES)}"
             )
         if max_skips is not None and (not isinstance(max_skips, int) or max_skips < 1):
-            raise ConfigError(f'optim_wrapper.max_skips must be None or an int >= 1; got {max_skips!r}')
-        if dtype is not None and dtype not in AMP_DTYPES:
             raise ConfigError(
-                f"optim_wrapper.dtype '{dtype}' is not one of {[None, *AMP_DTYPES]}"
+                f'optim_wrapper.max_skips must be None or an int >= 1; got {max_skips!r}'
             )
+        if dtype is not None and dtype not in AMP_DTYPES:
+            raise ConfigError(f"optim_wrapper.dtype '{dtype}' is not one of {[None, *AMP_DTYPES]}")
         clip = kwargs.get('clip_grad')
         if clip is not None and not (isinstance(clip, dict) and clip):
             raise ConfigError(
-                f'optim_wrapper.clip_grad must be None or a dict such as dict(max_norm=5.0); got {clip!r}'
+                'optim_wrapper.clip_grad must be None or a dict such as dict(max_norm=5.0); '
+                f'got {clip!r}'
             )
         super().__init__(optimizer, **kwargs)
         self.nonfinite = nonfinite
@@ -94,10 +96,11 @@ class ReIDOptimWrapper(OptimWrapper):
                 scaler_kwargs = dict(loss_scale)
             else:
                 raise ConfigError(
-                    f"optim_wrapper.loss_scale must be 'dynamic', a number or a dict; got {loss_scale!r}"
+                    "optim_wrapper.loss_scale must be 'dynamic', a number or a dict; "
+                    f'got {loss_scale!r}'
                 )
             self.loss_scaler = torch.amp.GradScaler(self.device_type, **scaler_kwargs)
-        self._unscaled = False
+        self._unscaled = self._clipped = False
         self._watched: nn.Module | None = None
         self._hook_handle = None
         self._names: dict[int, str] = {}
@@ -145,15 +148,29 @@ class ReIDOptimWrapper(OptimWrapper):
                 bad.append(name)
         return bad or ['loss (the total; its terms were not seen)']
 
-    def _nonfinite_grads(self) -> list[str]:
+    def _check_and_clip(self) -> list[str]:
+        """Names of non-finite gradients ([] when all are finite); clip by norm when configured.
+
+        One pass computes the total norm for both the check and the clipping; only a
+        non-finite total is looked into parameter by parameter.
+        """
         params = [p for p in self._params() if p.grad is not None]
         if not params:
             return []
-        finite = torch.stack([torch.isfinite(p.grad).all() for p in params])
-        if bool(finite.all()):
-            return []
-        bad = [self._names.get(id(p), f'param#{i}') for i, p in enumerate(params) if not finite[i]]
-        return [f'gradient of {n}' for n in bad]
+        clip_norm = bool(self.clip_grad_kwargs) and self.grad_name == 'grad_norm'
+        norm_type = self.clip_grad_kwargs.get('norm_type', 2.0) if clip_norm else 2.0
+        total = torch.nn.utils.get_total_norm([p.grad for p in params], norm_type)
+        if not torch.isfinite(total):
+            finite = [bool(torch.isfinite(p.grad).all()) for p in params]
+            bad = [
+                self._names.get(id(p), f'param#{i}') for i, p in enumerate(params) if not finite[i]
+            ]
+            return [f'gradient of {n}' for n in bad] or ['the total gradient norm']
+        if clip_norm:
+            torch.nn.utils.clip_grads_with_norm_(params, self.clip_grad_kwargs['max_norm'], total)
+            self.message_hub.update_scalar('train/grad_norm', float(total))
+            self._clipped = True
+        return []
 
     def _agree(self, bad: bool) -> bool:
         """Whether any rank saw a non-finite value."""
@@ -163,7 +180,9 @@ class ReIDOptimWrapper(OptimWrapper):
         all_reduce(flag, op='max')
         return bool(flag.item())
 
-    def update_params(self, loss: Tensor, step_kwargs: dict | None = None, zero_kwargs: dict | None = None) -> None:
+    def update_params(
+        self, loss: Tensor, step_kwargs: dict | None = None, zero_kwargs: dict | None = None
+    ) -> None:
         """Scale, backward, and at the end of an accumulation window check and step (or skip)."""
         step_kwargs, zero_kwargs = step_kwargs or {}, zero_kwargs or {}
         if self.nonfinite != 'off' and not bool(torch.isfinite(loss.detach()).all()):
@@ -181,13 +200,13 @@ class ReIDOptimWrapper(OptimWrapper):
             self._unscaled = True
         bad = list(self._bad_terms)
         if not bad and self.loss_scaler is None:
-            bad = self._nonfinite_grads()
+            bad = self._check_and_clip()
         self._bad_terms = []
         if self._agree(bool(bad)):
             self._on_nonfinite(bad or ['a loss or gradient on another rank'])
             if self.loss_scaler is not None:
                 self.loss_scaler.update()
-                self._unscaled = False
+            self._unscaled = self._clipped = False
             self.zero_grad(**zero_kwargs)
         else:
             self._skips_in_a_row = 0
@@ -206,7 +225,9 @@ class ReIDOptimWrapper(OptimWrapper):
         limit = self.max_skips is not None and self._skips_in_a_row >= self.max_skips
         if self.nonfinite == 'stop' or limit:
             last = self.message_hub.get_info('last_ckpt')
-            kept = f'the last good checkpoint is {last}' if last else 'no checkpoint was written yet'
+            kept = (
+                f'the last good checkpoint is {last}' if last else 'no checkpoint was written yet'
+            )
             why = f' ({self._skips_in_a_row} updates in a row)' if limit else ''
             raise NonFiniteLossError(f'training stopped: {found}{why}; {kept}')
         self.nonfinite_skips += 1
@@ -223,17 +244,17 @@ class ReIDOptimWrapper(OptimWrapper):
         self._inner_count += 1
 
     def step(self, **kwargs) -> None:
-        """Clip (after unscaling, under float16) and step."""
-        if self.loss_scaler is None:
-            super().step(**kwargs)
-            return
-        if not self._unscaled:
-            self.loss_scaler.unscale_(self.optimizer)
-        if self.clip_grad_kwargs:
+        """Clip (unless the guard already did; after unscaling under float16), then step."""
+        if self.clip_grad_kwargs and not self._clipped:
+            if self.loss_scaler is not None and not self._unscaled:
+                self.loss_scaler.unscale_(self.optimizer)
             self._clip_grad()
-        self.loss_scaler.step(self.optimizer, **kwargs)
-        self.loss_scaler.update()
-        self._unscaled = False
+        if self.loss_scaler is None:
+            self.optimizer.step(**kwargs)
+        else:
+            self.loss_scaler.step(self.optimizer, **kwargs)  # skips when float16 overflowed
+            self.loss_scaler.update()
+        self._unscaled = self._clipped = False
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from promptsg.errors import ConfigError
 from promptsg.registry import PROMPT_MODULES
 
-#: The word standing in for s* while tokenising; its token's embedding is replaced by s*.
+#: The word tokenised at the slot; its token's embedding is replaced by s*.
 PLACEHOLDER = '*'
 
 
@@ -26,16 +26,11 @@ def fill_aspect(template: str, aspect: str) -> str:
     return template.replace('{aspect}', aspect)
 
 
-class _TokenCache:
-    """Token ids (1, L) of a template per aspect, tokenised once."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, Tensor] = {}
-
-    def get(self, text: str, text_encoder: nn.Module) -> Tensor:
-        if text not in self.ids:
-            self.ids[text] = text_encoder.tokenize([text])
-        return self.ids[text]
+def _inner_tokens(text: str, text_encoder: nn.Module) -> tuple[list[int], int, int]:
+    """The BPE ids of ``text`` without start/end tokens, and the start and end token ids."""
+    ids = text_encoder.tokenize([text])[0]
+    end = int(text_encoder.eot_index(ids[None])[0])
+    return ids[1:end].tolist(), int(ids[0]), int(ids[end])
 
 
 @PROMPT_MODULES.register_module()
@@ -57,17 +52,33 @@ class PromptComposer(nn.Module):
                 f'prompt template {template!r} must have exactly one {{}} slot for s* '
                 f'(and optionally {{aspect}}); it has fields {fields}'
             )
-        if PLACEHOLDER in template:
-            raise ConfigError(f'prompt template {template!r} must not contain {PLACEHOLDER!r}')
         self.template = template
         self.default_aspect = default_aspect
-        self._tokens = _TokenCache()
+        self._slots: dict[str, tuple[Tensor, int]] = {}  # per aspect: ids (1, L), slot
 
     def _slot_ids(self, aspect: str, text_encoder: nn.Module) -> tuple[Tensor, int]:
-        ids = self._tokens.get(fill_aspect(self.template, aspect).format(PLACEHOLDER), text_encoder)
-        placeholder = text_encoder.tokenize([PLACEHOLDER])[0, 1]
-        slot = (ids[0] == placeholder).nonzero()
-        return ids, int(slot[0, 0])
+        """Token ids (1, L) of the prompt with a placeholder at the slot, and the slot's index.
+
+        The text before and after ``{}`` is tokenised separately, so BPE merges across the
+        slot (e.g. "{}'s") cannot swallow the placeholder.
+        """
+        key = fill_aspect(self.template, aspect)
+        if key not in self._slots:
+            prefix, suffix = key.split('{}')
+            pre, sot, eot = _inner_tokens(prefix, text_encoder)
+            suf, _, _ = _inner_tokens(suffix, text_encoder)
+            placeholder = _inner_tokens(PLACEHOLDER, text_encoder)[0]
+            row = [sot, *pre, *placeholder, *suf, eot]
+            length = text_encoder.context_length
+            if len(row) > length:
+                raise ConfigError(
+                    f'prompt template {self.template!r} is {len(row)} tokens, longer than the '
+                    f"text encoder's context length {length}"
+                )
+            ids = torch.zeros(1, length, dtype=torch.long)
+            ids[0, : len(row)] = torch.tensor(row)
+            self._slots[key] = (ids, 1 + len(pre))
+        return self._slots[key]
 
     def forward(
         self, pseudo_token: Tensor, text_encoder: nn.Module, aspects: list[str] | None = None
