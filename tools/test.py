@@ -31,6 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--work-dir', help='where the test logs go')
     parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument('--data-root', help="set every data loader's dataset.data_root")
+    parser.add_argument(
+        '--pretrained', help='CLIP weights: an open_clip tag or a local .pt/.bin/.safetensors file'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     parser.add_argument(
         '--launcher',
@@ -49,7 +53,7 @@ def main(argv=None) -> dict:
         checkpoint = best_checkpoint(checkpoint)
     elif not osp.isfile(checkpoint):
         raise CheckpointError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.data_root, args.pretrained)
     cfg.load_from, cfg.resume = checkpoint, False
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)

@@ -45,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
     parser.add_argument('--no-test', action='store_true', help='skip the final test')
+    parser.add_argument('--data-root', help="set every data loader's dataset.data_root")
+    parser.add_argument(
+        '--pretrained', help='CLIP weights: an open_clip tag or a local .pt/.bin/.safetensors file'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     parser.add_argument(
         '--launcher',
@@ -68,7 +72,7 @@ def add_tensorboard(cfg) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.data_root, args.pretrained)
     if args.amp:
         if not cfg.get('optim_wrapper'):
             raise ConfigError('--amp needs an optim_wrapper in the config')

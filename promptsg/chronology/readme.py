@@ -50,12 +50,11 @@ HOW_TO_RUN = """\
        python tools/run_chronology.py rn50 --data-root /data/11k_hands \\
            --pretrained /weights/RN50.pt --versions v7 v8
 
-   `model.num_classes` is set from the training set. `--overlay FILE` merges a config into every
-   version (e.g. a tiny CPU smoke run, see `docs/chronology.md`). One version alone:
-   `python tools/train.py configs/vit_b16/v6.py --cfg-options
-   train_dataloader.dataset.data_root=/data/11k_hands val_dataloader.dataset.data_root=...
-   test_dataloader.dataset.data_root=... model.num_classes=N` (`ReIDTrainingHook` names N when
-   it differs from the training set's identities).
+   `model.num_classes` is `None` in the configs, so it is set from the training set's identities.
+   `--overlay FILE` merges a config into every version (e.g. a tiny CPU smoke run, see
+   `docs/chronology.md`). One version alone: `python tools/train.py configs/vit_b16/v6.py
+   --cfg-options train_dataloader.dataset.data_root=/data/11k_hands
+   val_dataloader.dataset.data_root=... test_dataloader.dataset.data_root=...`.
 3. Write the artefacts from what ran (versions not run are shown as such):
 
        python tools/chronology.py report vit_b16 --out-dir result_logs

@@ -24,14 +24,14 @@ from promptsg.chronology.versions import Version, find_versions, select_versions
 from promptsg.engine.runner import (
     apply_cfg_options,
     build_runner,
+    fill_num_classes,
     load_config,
+    path_options,
+    sync_sampler_batch_size,
     test_best_checkpoint,
     write_metrics,
 )
 from promptsg.errors import ConfigError
-from promptsg.registry import DATASETS
-
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 @dataclass
@@ -44,35 +44,12 @@ class VersionRun:
     metrics: dict[str, float] | None
 
 
-def path_options(data_root: str | None = None, pretrained: str | None = None) -> dict:
-    """``--cfg-options`` that point every data set at ``data_root`` and the backbone at weights."""
-    options: dict = {}
-    if data_root is not None:
-        options.update({f'{loader}.dataset.data_root': str(data_root) for loader in LOADERS})
-    if pretrained is not None:
-        options['model.backbone.pretrained'] = str(pretrained)
-    return options
-
-
 def merge_overlay(cfg: Config, overlay: str | Path) -> Config:
     """Merge an overlay config file (``_delete_=True`` honoured) on top of ``cfg``."""
     if not osp.isfile(overlay):
         raise ConfigError(f'overlay config not found: {overlay}')
     cfg.merge_from_dict(Config.fromfile(str(overlay)).to_dict())
     return cfg
-
-
-def sync_num_classes(cfg: Config) -> int | None:
-    """Set ``model.num_classes`` to the training set's identity count (built once to count)."""
-    dataset = DATASETS.build(cfg.train_dataloader.dataset.to_dict())
-    count = dataset.metainfo.get('num_classes')
-    if count is not None and cfg.model.get('num_classes') != count:
-        print_log(
-            f'model.num_classes {cfg.model.get("num_classes")} -> {count} (training identities)',
-            logger='current',
-        )
-        cfg.model.num_classes = count
-    return count
 
 
 def version_config(
@@ -88,10 +65,8 @@ def version_config(
         merge_overlay(cfg, overlay)
     apply_cfg_options(cfg, path_options(data_root, pretrained))
     apply_cfg_options(cfg, options)
-    sampler = cfg.train_dataloader.get('sampler', {})
-    if sampler.get('type') == 'PKSampler':
-        sampler['batch_size'] = cfg.train_dataloader.batch_size
-    sync_num_classes(cfg)
+    sync_sampler_batch_size(cfg)
+    fill_num_classes(cfg)
     return cfg
 
 

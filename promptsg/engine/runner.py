@@ -24,8 +24,11 @@ __all__ = [
     'DictAction',
     'apply_cfg_options',
     'build_runner',
+    'fill_num_classes',
     'load_config',
+    'path_options',
     'summary_line',
+    'sync_sampler_batch_size',
     'test_best_checkpoint',
     'write_metrics',
 ]
@@ -66,18 +69,51 @@ def apply_cfg_options(cfg: Config, options: dict | None) -> Config:
     return cfg
 
 
-def load_config(path: str, options: dict | None = None) -> Config:
-    """Read a Python config, fill the optimiser defaults (see :func:`build_runner`) and apply
+#: The data loaders whose data sets ``--data-root`` points at.
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def path_options(data_root: str | None = None, pretrained: str | None = None) -> dict:
+    """``--cfg-options`` that point every data set at ``data_root`` and the backbone at weights."""
+    options: dict = {}
+    if data_root is not None:
+        options.update({f'{loader}.dataset.data_root': str(data_root) for loader in LOADERS})
+    if pretrained is not None:
+        options['model.backbone.pretrained'] = str(pretrained)
+    return options
+
+
+def load_config(
+    path: str,
+    options: dict | None = None,
+    data_root: str | None = None,
+    pretrained: str | None = None,
+) -> Config:
+    """Read a Python config, fill the optimiser defaults (see :func:`build_runner`), point the
+    data sets at ``data_root`` and the backbone at ``pretrained`` (when given), then apply
     ``--cfg-options``; a missing file is a ConfigError."""
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     _complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
+    present = {k: v for k, v in path_options(data_root, pretrained).items() if _has_loader(cfg, k)}
+    apply_cfg_options(cfg, present)
     apply_cfg_options(cfg, options)
-    sampler = cfg.get('train_dataloader', {}).get('sampler', {})
-    if sampler.get('type') == 'PKSampler':
-        sampler['batch_size'] = cfg.train_dataloader.batch_size
+    sync_sampler_batch_size(cfg)
     return cfg
+
+
+def sync_sampler_batch_size(cfg: Config) -> None:
+    """Give the P×K sampler the training loader's batch size (it cuts batches of that size)."""
+    loader = cfg.get('train_dataloader') or {}
+    sampler = loader.get('sampler') or {}
+    if sampler.get('type') == 'PKSampler':
+        sampler['batch_size'] = loader['batch_size']
+
+
+def _has_loader(cfg: Config, key: str) -> bool:
+    """Whether the config has the data loader (or model) that a path option ``key`` targets."""
+    return bool(cfg.get(key.split('.')[0]))
 
 
 #: Hooks every promptsg run needs (safe checkpoints, resumable randomness, per-epoch model
@@ -128,6 +164,26 @@ def _complete_optim_wrapper(cfg: Config) -> None:
         loader.setdefault('worker_init_fn', dict(type='promptsg.reid_worker_init_fn'))
 
 
+def fill_num_classes(cfg: Config) -> int | None:
+    """Set ``model.num_classes`` from the training set when the config leaves it ``None``.
+
+    The training set is built once to count its identities (its images are not read).
+    Returns the value set, or None when nothing was filled in.
+    """
+    model, loader = cfg.get('model'), cfg.get('train_dataloader')
+    if not isinstance(model, Mapping) or model.get('num_classes', 0) is not None or not loader:
+        return None
+    from promptsg.registry import DATASETS
+
+    dataset = DATASETS.build(dict(loader['dataset'], pipeline=[]))
+    cfg.model.num_classes = dataset.metainfo['num_classes']
+    print_log(
+        f'model.num_classes = {cfg.model.num_classes} (identities of the training set)',
+        logger='current',
+    )
+    return cfg.model.num_classes
+
+
 def _prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
     """Multi-process training without CUDA: gloo, a DDP wrapper without device ids, and (under
     torchrun) the process group joined here, since mmengine's 'pytorch' launcher calls
@@ -170,6 +226,8 @@ def build_runner(
         _prepare_cpu_distributed(cfg, launcher)
     _complete_hooks(cfg)
     _complete_optim_wrapper(cfg)
+    fill_num_classes(cfg)
+    sync_sampler_batch_size(cfg)
     if resume == 'auto':
         latest = latest_checkpoint(cfg.work_dir)
         if latest is None:

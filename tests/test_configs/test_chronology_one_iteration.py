@@ -21,9 +21,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from promptsg.chronology.moves import loss_term
-from promptsg.chronology.run import path_options, sync_num_classes, version_config
+from promptsg.chronology.run import version_config
 from promptsg.chronology.versions import find_versions
-from promptsg.engine.runner import apply_cfg_options
+from promptsg.engine.runner import apply_cfg_options, fill_num_classes, path_options
 from promptsg.registry import DATASETS, HOOKS, MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +117,9 @@ def test_hands_datasets_build_from_v1_on_real_mini_data(shared_data):
         pytest.skip('11k_hands_mini is absent')
     cfg = Config.fromfile(str(CONFIGS / 'vit_b16' / 'v1.py'))
     apply_cfg_options(cfg, path_options(data_root=str(root)))
-    count = sync_num_classes(cfg)
-    assert count == cfg.model.num_classes
+    assert cfg.model.num_classes is None  # the config leaves it to the training set
+    count = fill_num_classes(cfg)
+    assert count == cfg.model.num_classes == 52  # dorsal-right training ids in the mini sample
     val = DATASETS.build(cfg.val_dataloader.dataset.to_dict())
     test = DATASETS.build(cfg.test_dataloader.dataset.to_dict())
     queries = sum(val.get_data_info(i)['is_query'] for i in range(len(val)))

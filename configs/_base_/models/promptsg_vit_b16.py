@@ -2,9 +2,7 @@
 # one cross-attention layer, linear ID classifier, CE + triplet. Later versions change it.
 model = dict(
     type='PromptSG',
-    # Training identities of 11k dorsal right under the published split. tools/run_chronology.py
-    # sets it from the training set; ReIDTrainingHook names the right value when it differs.
-    num_classes=72,
+    num_classes=None,  # None: build_runner sets it from the training set's identities
     backbone=dict(
         type='CLIPViT',
         arch='ViT-B-16',
