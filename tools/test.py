@@ -12,9 +12,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.engine.checkpoint import best_checkpoint  # noqa: E402
-from promptsg.engine.cli import run_cli  # noqa: E402
+from promptsg.engine.cli import add_run_args, run_cli  # noqa: E402
 from promptsg.engine.runner import (  # noqa: E402
-    DictAction,
     build_runner,
     load_config,
     summary_line,
@@ -31,18 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--work-dir', help='where the test logs go')
     parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
-    parser.add_argument('--data-root', help="set every data loader's dataset.data_root")
-    parser.add_argument(
-        '--pretrained', help='CLIP weights: an open_clip tag or a local .pt/.bin/.safetensors file'
-    )
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher',
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_run_args(parser)
     return parser.parse_args(argv)
 
 

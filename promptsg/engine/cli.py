@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Callable
+
+from mmengine.config import DictAction
 
 from promptsg.errors import PromptSGError
 
 #: ``TypeError`` text of a component given an argument it does not take.
 _BAD_KWARG = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options every run tool shares: paths, ``--cfg-options`` and the launcher."""
+    parser.add_argument('--data-root', help="set every data loader's dataset.data_root")
+    parser.add_argument(
+        '--pretrained', help='CLIP weights: an open_clip tag or a local .pt/.bin/.safetensors file'
+    )
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def run_cli(main: Callable[[], object]) -> None:
