@@ -1,4 +1,4 @@
-"""Shared fixtures: the repo root on sys.path, the shared data folder, quiet CPU threads."""
+"""Shared fixtures: the repo root on sys.path, the shared data folder, one CPU thread."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ if str(ROOT) not in sys.path:
 #: Real data beside the project (read-only); tests skip when it is absent.
 SHARED_DATA = ROOT.parent / 'shared' / 'data'
 
-torch.set_num_threads(2)
+# One intra-op thread: the tiny test models run several times faster than with two threads
+# fighting over CI's two cores (subprocesses of the tests choose their own).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

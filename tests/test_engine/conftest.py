@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from engine_helpers import write_config
 
 
@@ -17,12 +16,3 @@ def tiny_config(tmp_path):
         return write_config(tmp_path, extra, **kwargs)
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models run ~10x faster than with threads fighting for 2 cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -15,15 +15,6 @@ IMG_SIZE = (64, 32)
 NUM_IDS = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models on 2 shared cores run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(**overrides):
     cfg = dict(
         type='ReIDBaseline',
@@ -168,3 +159,14 @@ def test_unknown_mode_names_choices(data):
     model = build()
     with pytest.raises(ConfigError, match=r"mode 'train' is not one of"):
         model(data['inputs'].float(), data['data_samples'], mode='train')
+
+
+def test_init_weights_with_an_init_cfg_keeps_the_backbone_weights():
+    """The Runner calls model.init_weights(); a model-level init_cfg must not reach CLIP."""
+    model = build(init_cfg=dict(type='Normal', layer='Linear', std=0.5))
+    backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    head = model.head.fc.weight.detach().clone()
+    model.init_weights()
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, backbone[name]), name
+    assert not torch.equal(model.head.fc.weight, head)  # the init_cfg did run on the new parts

@@ -13,15 +13,6 @@ from promptsg.registry import PROMPT_MODULES
 B, M, D = 3, 6, 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models on 2 shared cores run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def mim() -> MultimodalInteraction:
     torch.manual_seed(0)

@@ -15,15 +15,6 @@ from promptsg.models.prompts.text_encoder import CLIPTextEncoder
 from promptsg.registry import PROMPT_MODULES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models on 2 shared cores run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def text_encoder() -> CLIPTextEncoder:
     torch.manual_seed(0)

@@ -23,15 +23,6 @@ IMG_SIZE = (64, 64)  # a 2×2 patch grid: the MIM attends over 1 + 4 visual toke
 NUM_IDS = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models on 2 shared cores run several times faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_cfg(**overrides) -> dict:
     cfg = dict(
         type='PromptSG',
