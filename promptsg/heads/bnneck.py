@@ -13,14 +13,14 @@ class BNNeck(nn.Module):
     """``feat (B, C) -> (B, C')``: ``reduction`` Linear to ``bnneck_dim`` (optional), then BN.
 
     The reduction Linear has no bias: the BatchNorm right after it subtracts the batch mean,
-    so a bias there would get no gradient. The BN bias (shift) is frozen at zero by default,
-    as in the BNNeck of "Bag of Tricks and a Strong Baseline for Deep Person Re-identification"
-    (Luo et al., 2019); ``freeze_bias=False`` trains it. Every part is a submodule, so an
-    optimiser built from ``model.parameters()`` trains it (SPEC §5.5).
+    so a bias there would get no gradient. Every part trains by default (SPEC §2, §5.5: the
+    earlier implementation left the neck out of the optimiser); ``freeze_bias=True`` freezes the
+    BN shift at zero as in "Bag of Tricks and a Strong Baseline for Deep Person
+    Re-identification" (Luo et al., 2019).
     """
 
     def __init__(
-        self, in_channels: int, bnneck_dim: int | None = None, freeze_bias: bool = True
+        self, in_channels: int, bnneck_dim: int | None = None, freeze_bias: bool = False
     ) -> None:
         super().__init__()
         if in_channels < 1:

@@ -6,9 +6,14 @@ from promptsg.heads import BNNeck
 from promptsg.registry import HEADS
 
 
-def test_reduction_parts_train_and_bn_bias_is_frozen():
-    torch.manual_seed(0)
+def test_every_part_trains_by_default():
     neck = HEADS.build(dict(type='BNNeck', in_channels=16, bnneck_dim=8))
+    assert all(p.requires_grad for p in neck.parameters())
+
+
+def test_reduction_parts_train_and_bn_bias_can_be_frozen():
+    torch.manual_seed(0)
+    neck = HEADS.build(dict(type='BNNeck', in_channels=16, bnneck_dim=8, freeze_bias=True))
     assert neck.out_channels == 8
     names = {n for n, _ in neck.named_parameters()}
     assert names == {'reduction.weight', 'bn.weight', 'bn.bias'}
