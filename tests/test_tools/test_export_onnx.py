@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'export_onnx.py'
 TINY_CONFIG = ROOT / 'tests' / 'test_apis' / 'tiny_promptsg.py'
 ATOL = 1e-4
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save({'state_dict': ReIDInferencer(TINY_CONFIG).model.state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -109,10 +100,8 @@ def test_baseline_with_neck_and_flip_exports(tmp_path):
     assert compare_onnx(model, path, batch_size=4) < ATOL
 
 
-def test_user_errors(checkpoint, tmp_path):
-    spec = importlib.util.spec_from_file_location('promptsg_tool_export_onnx', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def test_user_errors(checkpoint, tmp_path, load_tool):
+    tool = load_tool('export_onnx')
     with pytest.raises(ConfigError, match=r'\.onnx'):
         tool.main([str(TINY_CONFIG), str(checkpoint), '--out', str(tmp_path / 'model.pt')])
     assert not (tmp_path / 'model.pt').exists()

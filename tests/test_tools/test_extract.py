@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from promptsg.apis import ReIDInferencer
@@ -23,24 +21,9 @@ TOOL = ROOT / 'tools' / 'extract.py'
 TINY_CONFIG = ROOT / 'tests' / 'test_apis' / 'tiny_promptsg.py'
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location('promptsg_tool_extract', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _read_index(path: Path) -> list[dict]:
     with open(path, newline='') as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save({'state_dict': ReIDInferencer(TINY_CONFIG).model.state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -77,14 +60,16 @@ def test_folder_to_npy_and_index_csv(checkpoint, people, tmp_path):
     assert {r['camid'] for r in rows} == {'-1'}
 
 
-def test_csv_list_to_safetensors_with_the_composed_prompt(checkpoint, people, tmp_path):
+def test_csv_list_to_safetensors_with_the_composed_prompt(checkpoint, people, tmp_path, load_tool):
     from safetensors import safe_open
 
     listed = [people / '20' / '1.png', people / '3' / '0.png']
     (tmp_path / 'list.csv').write_text(f'path,pid,camid\n{listed[0]},bob,2\n{listed[1]},,\n')
     out, index = tmp_path / 'f.safetensors', tmp_path / 'idx.csv'
     argv = [str(TINY_CONFIG), str(checkpoint), str(tmp_path / 'list.csv'), '--out', str(out)]
-    feats = _tool().main(argv + ['--index', str(index), '--prompt', 'composed', '--no-progress'])
+    feats = load_tool('extract').main(
+        argv + ['--index', str(index), '--prompt', 'composed', '--no-progress']
+    )
     with safe_open(str(out), framework='np') as f:
         stored, meta = f.get_tensor('features'), f.metadata()
     np.testing.assert_array_equal(stored, feats)
@@ -95,7 +80,7 @@ def test_csv_list_to_safetensors_with_the_composed_prompt(checkpoint, people, tm
     assert [(r['pid'], r['camid']) for r in rows] == [('bob', '2'), ('', '-1')]
 
 
-def test_user_errors_are_one_line(checkpoint, people, tmp_path):
+def test_user_errors_are_one_line(checkpoint, people, tmp_path, load_tool):
     proc = subprocess.run(
         [sys.executable, str(TOOL), str(TINY_CONFIG), str(checkpoint), str(tmp_path / 'nope')]
         + ['--out', str(tmp_path / 'f.npy')],
@@ -107,7 +92,7 @@ def test_user_errors_are_one_line(checkpoint, people, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f'error: image, folder or list not found: {tmp_path / "nope"}'
     ]
-    tool = _tool()
+    tool = load_tool('extract')
     base = [str(TINY_CONFIG), str(checkpoint), str(people)]
     with pytest.raises(ConfigError, match=r'\.npy'):
         tool.main(base + ['--out', str(tmp_path / 'f.pt')])
@@ -119,13 +104,13 @@ def test_user_errors_are_one_line(checkpoint, people, tmp_path):
     assert not (tmp_path / 'f.npy').exists()
 
 
-def test_cuhk03_mini_query_folder(checkpoint, shared_data, tmp_path):
+def test_cuhk03_mini_query_folder(checkpoint, shared_data, tmp_path, load_tool):
     query = shared_data / 'cuhk03_mini' / 'query'
     if not query.is_dir():
         pytest.skip('cuhk03_mini is absent')
     out = tmp_path / 'query.npy'
     argv = [str(TINY_CONFIG), str(checkpoint), str(query), '--out', str(out), '--no-progress']
-    feats = _tool().main(argv)
+    feats = load_tool('extract').main(argv)
     rows = _read_index(tmp_path / 'query.csv')
     names = sorted(p.name for p in query.glob('*.jpg'))
     assert feats.shape == (len(names), 64) and np.load(out).shape == feats.shape

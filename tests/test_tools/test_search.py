@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from promptsg.apis import ReIDInferencer
@@ -26,24 +24,9 @@ TINY_CONFIG = ROOT / 'tests' / 'test_apis' / 'tiny_promptsg.py'
 CELL_W, CELL_H, GAP = 64 + 8 + 4, 128 + 8 + 14 + 4, 4
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location('promptsg_tool_search', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _rows(path: Path) -> list[dict]:
     with open(path, newline='') as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    torch.save({'state_dict': ReIDInferencer(TINY_CONFIG).model.state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -114,9 +97,9 @@ def test_search_folders_writes_ranked_csv_and_grid(checkpoint, query_gallery, tm
     _check_grid(grid, rows, num_rows=3, topk=3)
 
 
-def test_user_errors(checkpoint, query_gallery, tmp_path, capsys):
+def test_user_errors(checkpoint, query_gallery, tmp_path, capsys, load_tool):
     query, gallery = query_gallery
-    tool = _tool()
+    tool = load_tool('search')
     base = [str(TINY_CONFIG), str(checkpoint), '--query', str(query), '--gallery', str(gallery)]
     with pytest.raises(SystemExit) as info:  # what the command line prints, in one line
         run_cli(lambda: tool.main(base[:5] + [str(tmp_path / 'missing')]))
@@ -132,12 +115,12 @@ def test_user_errors(checkpoint, query_gallery, tmp_path, capsys):
         tool.main(base[:5] + [str(tmp_path / 'empty')])
 
 
-def test_cuhk03_mini_query_against_gallery(checkpoint, shared_data, tmp_path):
+def test_cuhk03_mini_query_against_gallery(checkpoint, shared_data, tmp_path, load_tool):
     data = shared_data / 'cuhk03_mini'
     if not data.is_dir():
         pytest.skip('cuhk03_mini is absent')
     out, grid = tmp_path / 'top.csv', tmp_path / 'grid.png'
-    result = _tool().main(
+    result = load_tool('search').main(
         [str(TINY_CONFIG), str(checkpoint), '--no-progress', '--topk', '5']
         + ['--query', str(data / 'query'), '--gallery', str(data / 'bounding_box_test')]
         + ['--out', str(out), '--grid', str(grid), '--grid-rows', '4']
