@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 from mmengine.dataset import BaseDataset
+from PIL import Image, UnidentifiedImageError
 
 from promptsg.errors import DataError
 from promptsg.registry import TRANSFORMS
@@ -17,8 +18,9 @@ class ReIDDataset(BaseDataset):
     Subclasses implement :meth:`load_samples`, returning dicts with ``img_path`` (or ``img``),
     ``pid``, ``camid`` and optionally ``is_query``/``aspect``. This class then
 
-    - checks that ``data_root`` exists and that every listed image is on disk (a missing image is a
-      :class:`DataError` naming the count and the first few, unless ``skip_missing=True``);
+    - checks that ``data_root`` exists and that every listed image is on disk and readable (a
+      missing or unreadable image is a :class:`DataError` naming the count and the first few,
+      unless ``skip_missing=True``);
     - relabels pids to ``0..num_classes-1`` when ``relabel=True`` (training sets) and records
       ``num_classes`` and ``aspects`` in ``metainfo``.
 
@@ -27,7 +29,10 @@ class ReIDDataset(BaseDataset):
         pipeline: transforms (configs or callables) applied to each sample; configs are built
             from promptsg's ``TRANSFORMS`` so they resolve with or without a default scope.
         relabel: map pids to contiguous labels (training); evaluation sets keep raw pids.
-        skip_missing: drop listed-but-absent images (with a warning) instead of failing.
+        skip_missing: drop listed images that are absent or unreadable (with a logged count)
+            instead of failing.
+        check_images: open every image's header before training so that a file that is not
+            an image fails now, not mid-epoch.
         test_mode: mmengine's flag; evaluation sets set it.
     """
 
@@ -37,6 +42,7 @@ class ReIDDataset(BaseDataset):
         pipeline: Sequence = (),
         relabel: bool = False,
         skip_missing: bool = False,
+        check_images: bool = True,
         test_mode: bool = False,
         metainfo: dict | None = None,
         lazy_init: bool = False,
@@ -44,6 +50,7 @@ class ReIDDataset(BaseDataset):
     ) -> None:
         self.relabel = relabel
         self.skip_missing = skip_missing
+        self.check_images = check_images
         if data_root and not os.path.isdir(data_root):
             raise DataError(f'data_root does not exist or is not a folder: {data_root}')
         super().__init__(
@@ -78,21 +85,32 @@ class ReIDDataset(BaseDataset):
         return samples
 
     def _check_files(self, samples: list[dict]) -> list[dict]:
-        missing = [
-            s['img_path'] for s in samples if 'img_path' in s and not os.path.isfile(s['img_path'])
-        ]
-        if not missing:
+        """Drop nothing silently: missing or unreadable listed images are a DataError.
+
+        With ``skip_missing=True`` they are dropped with a logged count instead.
+        """
+        paths = [s['img_path'] for s in samples if 'img_path' in s]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        gone = set(missing)
+        unreadable = []
+        if self.check_images:
+            unreadable = [p for p in paths if p not in gone and not _readable_image(p)]
+        problems = [(missing, 'missing'), (unreadable, 'not readable as images')]
+        problems = [(found, what) for found, what in problems if found]
+        if not problems:
             return samples
         if not self.skip_missing:
+            found, what = problems[0]
             raise DataError(
-                f'{len(missing)} listed image(s) are missing under {self.data_root!r}, e.g. '
-                f'{", ".join(os.path.basename(p) for p in missing[:3])} '
+                f'{len(found)} listed image(s) are {what} under {self.data_root!r}, e.g. '
+                f'{", ".join(os.path.basename(p) for p in found[:3])} '
                 '(set skip_missing=True to drop them)'
             )
         from mmengine.logging import print_log
 
-        print_log(f'skipping {len(missing)} missing image(s), e.g. {missing[0]}', logger='current')
-        gone = set(missing)
+        for found, what in problems:
+            print_log(f'skipping {len(found)} image(s) {what}, e.g. {found[0]}', logger='current')
+        gone.update(unreadable)
         return [s for s in samples if s.get('img_path') not in gone]
 
     @property
@@ -100,3 +118,13 @@ class ReIDDataset(BaseDataset):
         """The pid of every sample, in order (used by the P×K sampler)."""
         self.full_init()
         return [s['pid'] for s in self.data_list]
+
+
+def _readable_image(path: str) -> bool:
+    """Whether PIL can read the image's header (cheap: the pixels are not decoded)."""
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018
+        return True
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False

@@ -1,0 +1,58 @@
+"""ReIDDataset: listed images that are missing or unreadable fail before training, in one line."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from promptsg.datasets import ReIDDataset
+from promptsg.errors import DataError
+
+
+class ListDataset(ReIDDataset):
+    """A data set over an explicit list of paths (pid = position // 2)."""
+
+    def __init__(self, paths, **kwargs):
+        self.paths = paths
+        super().__init__(**kwargs)
+
+    def load_samples(self):
+        return [dict(img_path=str(p), pid=i // 2) for i, p in enumerate(self.paths)]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for i in range(4):
+        Image.new('RGB', (8, 16), (i * 40, 0, 0)).save(tmp_path / f'{i}.jpg')
+    (tmp_path / 'notes.jpg').write_text('not an image')
+    return tmp_path
+
+
+def test_clean_list_loads(folder):
+    ds = ListDataset([folder / f'{i}.jpg' for i in range(4)], data_root=str(folder))
+    assert len(ds) == 4 and ds.metainfo['num_classes'] == 2
+
+
+def test_missing_images_are_counted_and_named(folder):
+    paths = [folder / '0.jpg', folder / 'gone1.jpg', folder / 'gone2.jpg']
+    with pytest.raises(
+        DataError, match=r'^2 listed image\(s\) are missing .*gone1\.jpg, gone2\.jpg'
+    ):
+        ListDataset(paths, data_root=str(folder))
+
+
+def test_unreadable_image_fails_before_training(folder):
+    paths = [folder / '0.jpg', folder / 'notes.jpg']
+    with pytest.raises(DataError, match=r'1 listed image\(s\) are not readable .*notes\.jpg'):
+        ListDataset(paths, data_root=str(folder))
+
+
+def test_skip_missing_drops_missing_and_unreadable_only_when_asked(folder):
+    paths = [folder / '0.jpg', folder / '1.jpg', folder / 'gone.jpg', folder / 'notes.jpg']
+    ds = ListDataset(paths, data_root=str(folder), skip_missing=True)
+    assert [d['img_path'] for d in ds.data_list] == [str(folder / '0.jpg'), str(folder / '1.jpg')]
+
+
+def test_missing_data_root_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match='data_root does not exist'):
+        ListDataset([], data_root=str(tmp_path / 'nowhere'))
