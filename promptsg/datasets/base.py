@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from mmengine.dataset import BaseDataset
 from PIL import Image, UnidentifiedImageError
 
-from promptsg.errors import DataError
+from promptsg.errors import ConfigError, DataError
 from promptsg.registry import TRANSFORMS
 
 
@@ -28,6 +28,9 @@ class ReIDDataset(BaseDataset):
         data_root: folder of the data set.
         pipeline: transforms (configs or callables) applied to each sample; configs are built
             from promptsg's ``TRANSFORMS`` so they resolve with or without a default scope.
+        split: which part of the data set (one of the class's ``splits``, when it has them);
+            sets the defaults of ``relabel`` (True for 'train') and ``test_mode`` (True for
+            any other split).
         relabel: map pids to contiguous labels (training); evaluation sets keep raw pids.
         skip_missing: drop listed images that are absent or unreadable (with a logged count)
             instead of failing.
@@ -36,19 +39,30 @@ class ReIDDataset(BaseDataset):
         test_mode: mmengine's flag; evaluation sets set it.
     """
 
+    #: The valid ``split`` values of a subclass (empty: the data set has no splits).
+    splits: tuple[str, ...] = ()
+
     def __init__(
         self,
         data_root: str = '',
         pipeline: Sequence = (),
-        relabel: bool = False,
+        split: str | None = None,
+        relabel: bool | None = None,
         skip_missing: bool = False,
         check_images: bool = True,
-        test_mode: bool = False,
+        test_mode: bool | None = None,
         metainfo: dict | None = None,
         lazy_init: bool = False,
         **kwargs,
     ) -> None:
-        self.relabel = relabel
+        if self.splits and split not in self.splits:
+            raise ConfigError(
+                f"{type(self).__name__} split '{split}' is not one of {list(self.splits)}"
+            )
+        self.split = split
+        self.relabel = split == 'train' if relabel is None else relabel
+        if test_mode is None:
+            test_mode = split not in (None, 'train')
         self.skip_missing = skip_missing
         self.check_images = check_images
         if data_root and not os.path.isdir(data_root):

@@ -53,8 +53,9 @@ class Hands11k(ReIDDataset):
         gallery: ``'own'`` or ``'all_aspects'`` (test only).
         train_id_rule: ``'published'`` (per-aspect thresholds on the integer id; one aspect) or
             ``'half'`` (first ``ceil(n/2)`` of the sorted ids of the selected aspects).
-        relabel: defaults to ``split == 'train'``; ``test_mode`` to ``split != 'train'``.
     """
+
+    splits = SPLITS
 
     def __init__(
         self,
@@ -68,16 +69,12 @@ class Hands11k(ReIDDataset):
         train_id_rule: str = 'published',
         ann_file: str = 'HandInfo.csv',
         data_prefix: dict | None = None,
-        relabel: bool | None = None,
-        test_mode: bool | None = None,
         **kwargs,
     ) -> None:
-        _check_choice('split', split, SPLITS)
         _check_choice('gallery', gallery, GALLERIES)
         _check_choice('train_id_rule', train_id_rule, TRAIN_ID_RULES)
         if accessories not in (0, 1, None):
             raise ConfigError(f'accessories must be 0, 1 or None, got {accessories!r}')
-        self.split = split
         self.aspects = _parse_aspects(aspects)
         if train_id_rule == 'published' and len(self.aspects) > 1:
             raise ConfigError(
@@ -93,8 +90,7 @@ class Hands11k(ReIDDataset):
             data_root=data_root,
             ann_file=ann_file,
             data_prefix=data_prefix or dict(img_path='Hands'),
-            relabel=split == 'train' if relabel is None else relabel,
-            test_mode=split != 'train' if test_mode is None else test_mode,
+            split=split,
             **kwargs,
         )
 

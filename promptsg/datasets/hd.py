@@ -39,8 +39,9 @@ class HD(ReIDDataset):
         train_id_rule: ``'half'`` (first ``ceil(n/2)`` sorted ids) or ``'published'``
             (``id <= 447`` as in MBA-Net's script, whose comment calls it the first 251 ids).
         aspect: words for the prompt's ``{aspect}`` slot (``None``: no aspect).
-        relabel: defaults to ``split == 'train'``; ``test_mode`` to ``split != 'train'``.
     """
+
+    splits = SPLITS
 
     def __init__(
         self,
@@ -52,18 +53,13 @@ class HD(ReIDDataset):
         train_id_rule: str = 'half',
         aspect: str | None = 'dorsal',
         data_prefix: dict | None = None,
-        relabel: bool | None = None,
-        test_mode: bool | None = None,
         **kwargs,
     ) -> None:
-        if split not in SPLITS:
-            raise ConfigError(f'split={split!r} is invalid; choose from {", ".join(SPLITS)}')
         if train_id_rule not in TRAIN_ID_RULES:
             raise ConfigError(
                 f'train_id_rule={train_id_rule!r} is invalid; '
                 f'choose from {", ".join(TRAIN_ID_RULES)}'
             )
-        self.split = split
         self.num_splits = num_splits
         self.seed = seed
         self.distractor_from = distractor_from
@@ -72,8 +68,7 @@ class HD(ReIDDataset):
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix or dict(img_path='Original Images'),
-            relabel=split == 'train' if relabel is None else relabel,
-            test_mode=split != 'train' if test_mode is None else test_mode,
+            split=split,
             **kwargs,
         )
 

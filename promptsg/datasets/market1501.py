@@ -6,7 +6,7 @@ import os
 import re
 
 from promptsg.datasets.base import ReIDDataset
-from promptsg.errors import ConfigError, DataError
+from promptsg.errors import DataError
 from promptsg.registry import DATASETS
 
 #: ``PPPP_cCsS_FFFFFF_NN.jpg``: pid (``-1`` = junk) and camera.
@@ -29,13 +29,10 @@ class Market1501(ReIDDataset):
     gallery images that match no query. Camera ids are 0-based.
     """
 
+    splits = tuple(SPLIT_DIRS)
+
     def __init__(self, data_root: str, split: str = 'train', **kwargs) -> None:
-        if split not in SPLIT_DIRS:
-            raise ConfigError(f"Market1501 split '{split}' is not one of {sorted(SPLIT_DIRS)}")
-        self.split = split
-        kwargs.setdefault('relabel', split == 'train')
-        kwargs.setdefault('test_mode', split != 'train')
-        super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root=data_root, split=split, **kwargs)
 
     def load_samples(self) -> list[dict]:
         samples = []

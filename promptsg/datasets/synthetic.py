@@ -78,6 +78,8 @@ class SyntheticReID(ReIDDataset):
     ``i % num_cameras``.
     """
 
+    splits = SPLITS
+
     def __init__(
         self,
         split: str = 'train',
@@ -89,18 +91,13 @@ class SyntheticReID(ReIDDataset):
         seed: int = 0,
         **kwargs,
     ) -> None:
-        if split not in SPLITS:
-            raise ConfigError(f"SyntheticReID split '{split}' is not one of {list(SPLITS)}")
         if images_per_id < 2 or num_cameras < 1:
             raise ConfigError('SyntheticReID needs images_per_id >= 2 and num_cameras >= 1')
-        self.split = split
         self.num_train_ids, self.num_test_ids = num_train_ids, num_test_ids
         self.images_per_id, self.num_cameras = images_per_id, num_cameras
         self.img_size, self.seed = tuple(img_size), seed
         self._drawn: dict[int, np.ndarray] = {}  # images are drawn once, on first use
-        kwargs.setdefault('relabel', split == 'train')
-        kwargs.setdefault('test_mode', split != 'train')
-        super().__init__(**kwargs)
+        super().__init__(split=split, **kwargs)
 
     def load_samples(self) -> list[dict]:
         n, samples = self.images_per_id, []

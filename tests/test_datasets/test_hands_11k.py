@@ -162,7 +162,7 @@ def test_registered_and_bad_options():
     assert isinstance(dataset, Hands11k)
     with pytest.raises(ConfigError, match="'dorsal right'"):
         build('train', 'dorsal_right')
-    with pytest.raises(ConfigError, match='train, val, test'):
+    with pytest.raises(ConfigError, match=r"split '\w+' is not one of \['train', 'val', 'test'\]"):
         build('query')
     with pytest.raises(ConfigError, match='own, all_aspects'):
         build('test', gallery='merged')

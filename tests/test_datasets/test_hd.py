@@ -79,7 +79,7 @@ def test_published_rule_and_registry(hd_root):
         dict(type='HD', data_root=str(hd_root), split='val', pipeline=[], lazy_init=False)
     )
     assert isinstance(dataset, HD)
-    with pytest.raises(ConfigError, match='train, val, test'):
+    with pytest.raises(ConfigError, match=r"split '\w+' is not one of \['train', 'val', 'test'\]"):
         build(hd_root, 'gallery')
     with pytest.raises(ConfigError, match='half, published'):
         build(hd_root, 'train', train_id_rule='first')
