@@ -32,9 +32,14 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(main: Callable[[], object]) -> None:
-    """Call ``main``; report a :class:`PromptSGError` (or a config argument typo) in one line."""
+    """Call ``main``; report a :class:`PromptSGError` (or a config argument typo) in one line.
+
+    After a successful multi-process run the ranks meet at a barrier and close their process
+    group, so that no rank tears down its communication threads while another still uses them.
+    """
     try:
         main()
+        close_distributed()
     except PromptSGError as e:
         _fail(f'error: {e}')
     except TypeError as e:
@@ -42,6 +47,19 @@ def run_cli(main: Callable[[], object]) -> None:
         if m is None:
             raise
         _fail(f"error: {m.group(1)} has no argument '{m.group(2)}' (check the config)")
+
+
+def close_distributed() -> None:
+    """Barrier, then ``destroy_process_group``, when a default process group is up.
+
+    Without it a gloo rank that finishes first can abort at interpreter exit ("terminate called
+    without an active exception"), and the launcher then reports the whole run as failed.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _fail(message: str) -> None:
