@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -131,6 +132,13 @@ def subprocess_env(**extra: str) -> dict:
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT), env.get('PYTHONPATH')) if p)
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A TCP port free right now, for a torchrun rendezvous."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def scalars(work_dir: Path) -> list[dict]:

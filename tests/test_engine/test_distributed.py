@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import socket
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from engine_helpers import ROOT, subprocess_env, write_config
+from engine_helpers import ROOT, free_port, subprocess_env, write_config
 
 from promptsg.datasets.synthetic import SyntheticReID
 from promptsg.evaluation.reid_metric import ReIDMetric
@@ -49,12 +48,6 @@ class RecordRank(Hook):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.dist
 def test_two_process_training_and_evaluation(tmp_path):
@@ -74,7 +67,7 @@ def test_two_process_training_and_evaluation(tmp_path):
         )
     )
     env = subprocess_env(
-        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT=str(_free_port()), PYTHON=sys.executable
+        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT=str(free_port()), PYTHON=sys.executable
     )
     work = tmp_path / 'work'
     proc = subprocess.run(

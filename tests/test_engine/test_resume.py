@@ -1,5 +1,6 @@
 """Deterministic resume: a run SIGKILLed in the middle of an epoch and resumed with --resume
-ends with the same weights and metrics as an uninterrupted run (fixed seed, CPU)."""
+ends with the same weights and metrics as an uninterrupted run (fixed seed, CPU), in one
+process and in two (gloo) with the ranks seeded apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from engine_helpers import ROOT, scalars, subprocess_env, write_config
+from engine_helpers import ROOT, free_port, scalars, subprocess_env, write_config
 
 from promptsg.engine.checkpoint import load_checkpoint_file
 
@@ -92,3 +93,44 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
     )
     final = json.loads((tmp_path / 'whole' / 'test_metrics.json').read_text())
     assert json.loads((work / 'test_metrics.json').read_text()) == final
+
+
+def _dist_train(config, work_dir, *args, env) -> subprocess.CompletedProcess:
+    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2']
+    cmd += ['--work-dir', str(work_dir), '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', *args]
+    env = dict(env, PORT=str(free_port()), PYTHON=sys.executable)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_two_process_resume_restores_each_ranks_generators(tmp_path):
+    """With ``diff_rank_seed`` every rank draws its own augmentations and dropout, so a resumed
+    run equals the uninterrupted one only if each rank gets its own generator states back."""
+    # 16 ids x 4 images: 4 P x K batches per epoch, 2 per rank; iteration 5 opens epoch 3
+    extra = 'randomness = dict(seed=0, diff_rank_seed=True)\n'
+    config = write_config(tmp_path, extra=extra, num_train_ids=16)
+    killed = tmp_path / 'killed.py'
+    killed.write_text(
+        "_base_ = ['./tiny.py']\n"
+        "custom_imports = dict(imports=['kill_after_iter'], allow_failed_imports=False)\n"
+        f"custom_hooks = [dict(type='KillAfterIter', at_iter={KILL_AT})]\n"
+    )
+    (tmp_path / 'kill_after_iter.py').write_text(KILL_PLUGIN)
+    env = subprocess_env(PYTHONPATH=f'{ROOT}:{tmp_path}')
+
+    whole = _dist_train(config, tmp_path / 'whole', '--no-test', env=env)
+    assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
+    work = tmp_path / 'interrupted'
+    crash = _dist_train(killed, work, '--no-test', env=env)
+    assert crash.returncode != 0
+    assert (work / 'epoch_2.pth').is_file() and not (work / 'epoch_3.pth').exists()
+    runtime = load_checkpoint_file(str(work / 'epoch_2.pth'))['message_hub']['runtime_info']
+    states = [s['torch'] for s in runtime['rng_state_per_rank']]
+    assert len(states) == 2 and not torch.equal(*states)  # the ranks' generators differ
+
+    resumed = _dist_train(config, work, '--resume', '--no-test', env=env)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    a = load_checkpoint_file(str(tmp_path / 'whole' / f'epoch_{EPOCHS}.pth'))['state_dict']
+    b = load_checkpoint_file(str(work / f'epoch_{EPOCHS}.pth'))['state_dict']
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []  # bit-identical weights

@@ -62,3 +62,18 @@ def test_generator_states_round_trip_through_a_safe_checkpoint(tmp_path):
     expected = (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
     set_rng_state(load_checkpoint_file(str(tmp_path / 'state.pth'))['rng'])  # weights_only
     assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()) == expected
+
+
+def test_validation_leaves_training_randomness_alone(tmp_path):
+    """Training with validation every epoch ends with the same weights as training without it:
+    RandomStateHook puts the generators back after each validation epoch."""
+    from engine_helpers import make_runner, write_config
+
+    config = write_config(tmp_path)
+    weights = []
+    for interval in (1, 100):
+        options = {'train_cfg.val_interval': interval, 'train_cfg.max_epochs': 3}
+        runner = make_runner(config, tmp_path / f'val_every_{interval}', **options)
+        runner.train()
+        weights.append({k: v.clone() for k, v in runner.model.state_dict().items()})
+    assert [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])] == []
