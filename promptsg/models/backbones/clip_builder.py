@@ -24,6 +24,7 @@ import torch
 from open_clip.model import CLIP
 
 from promptsg.errors import CheckpointError, ConfigError
+from promptsg.models.backbones.clip_download import fetch_tag_file
 
 _TINY_TEXT = dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2)
 
@@ -190,19 +191,7 @@ def _fetch_tag(arch: str, tag: str, cache_dir: str | None) -> tuple[str, dict]:
             f'{", ".join(tags) or "none"}; or pass a local file path'
         )
     tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
-    try:
-        path = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
-    except Exception as err:  # no network, not cached, hub errors
-        raise CheckpointError(
-            f"could not fetch pretrained weights '{tag}' for arch '{arch}' "
-            f'({type(err).__name__}); pass a local file path as pretrained instead'
-        ) from err
-    if not path:
-        raise CheckpointError(
-            f"could not fetch pretrained weights '{tag}' for arch '{arch}'; "
-            'pass a local file path as pretrained instead'
-        )
-    return path, tag_cfg
+    return fetch_tag_file(tag_cfg, cache_dir, f"'{tag}' for arch '{arch}'"), tag_cfg
 
 
 def build_clip(
