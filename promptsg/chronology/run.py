@@ -27,6 +27,7 @@ from promptsg.engine.runner import (
     fill_num_classes,
     load_config,
     path_options,
+    read_config,
     sync_sampler_batch_size,
     test_best_checkpoint,
     write_metrics,
@@ -48,7 +49,7 @@ def merge_overlay(cfg: Config, overlay: str | Path) -> Config:
     """Merge an overlay config file (``_delete_=True`` honoured) on top of ``cfg``."""
     if not osp.isfile(overlay):
         raise ConfigError(f'overlay config not found: {overlay}')
-    cfg.merge_from_dict(Config.fromfile(str(overlay)).to_dict())
+    cfg.merge_from_dict(read_config(str(overlay)).to_dict())
     return cfg
 
 

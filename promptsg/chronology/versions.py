@@ -8,8 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmengine.config import Config
-
+from promptsg.engine.runner import read_config
 from promptsg.errors import ConfigError
 
 _VERSION_FILE = re.compile(r'^v(\d+)\.py$')
@@ -50,7 +49,7 @@ class Version:
 
     def resolved(self) -> dict:
         """The version's config with its ``_base_`` chain resolved, Runner keys only."""
-        cfg = Config.fromfile(str(self.path)).to_dict()
+        cfg = read_config(str(self.path)).to_dict()
         return {k: cfg[k] for k in RUNNER_KEYS if k in cfg}
 
     def notes(self) -> dict[str, str]:

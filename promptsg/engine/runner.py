@@ -27,6 +27,7 @@ __all__ = [
     'fill_num_classes',
     'load_config',
     'path_options',
+    'read_config',
     'summary_line',
     'sync_sampler_batch_size',
     'test_best_checkpoint',
@@ -58,15 +59,69 @@ def _check_option_key(cfg: Mapping, key: str) -> None:
         walked.append(part)
 
 
+def _current_value(cfg: Mapping, key: str):
+    """The value at dotted ``key`` (list items by index), or None where the path ends early."""
+    node = cfg
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+#: Words mmengine takes in some numeric slots (``log_processor.window_size='global'``, ...).
+WORDS_FOR_NUMBERS = ('global', 'auto')
+
+
+def _check_option_type(cfg: Mapping, key: str, value) -> None:
+    """Reject text where the config holds a number or a flag (``max_epochs=abc``).
+
+    ``DictAction`` already turns ``30``, ``1e-4``, ``True`` and ``None`` into Python values, so
+    text left over where the config has a number is a typo, caught here before any work.
+    """
+    old = _current_value(cfg, key)
+    if not isinstance(value, str) or old is None or not isinstance(old, (bool, int, float)):
+        return
+    if value in WORDS_FOR_NUMBERS:
+        return
+    kind = 'True or False' if isinstance(old, bool) else 'a number'
+    raise ConfigError(
+        f"--cfg-options {key}={value!r}: expected {kind}, like the config's value {old!r}"
+    )
+
+
 def apply_cfg_options(cfg: Config, options: dict | None) -> Config:
-    """Merge ``--cfg-options`` into ``cfg`` after checking every key exists (see above)."""
+    """Merge ``--cfg-options`` into ``cfg`` after checking every key exists and that text does
+    not replace a number or a flag (see above)."""
     if not options:
         return cfg
     tree = cfg.to_dict()
-    for key in options:
+    for key, value in options.items():
         _check_option_key(tree, key)
+        _check_option_type(tree, key, value)
     cfg.merge_from_dict(options)
     return cfg
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile`` with a missing file, a syntax error or a failing import (of a base
+    file or a ``custom_imports`` module) as a one-line ConfigError."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = err.filename if err.filename and osp.isfile(err.filename) else path
+        raise ConfigError(f'config {where}, line {err.lineno}: {err.msg}') from err
+    except Exception as err:  # a bad _base_ path, a NameError, an import that fails
+        root = err
+        while root.__cause__ or root.__context__:  # mmengine wraps a failing custom import
+            root = root.__cause__ or root.__context__
+        first = (str(root).strip().splitlines() or [''])[0]
+        raise ConfigError(f'cannot read config {path}: {type(root).__name__}: {first}') from err
 
 
 #: The data loaders whose data sets ``--data-root`` points at.
@@ -91,10 +146,8 @@ def load_config(
 ) -> Config:
     """Read a Python config, fill the optimiser defaults (see :func:`build_runner`), point the
     data sets at ``data_root`` and the backbone at ``pretrained`` (when given), then apply
-    ``--cfg-options``; a missing file is a ConfigError."""
-    if not osp.isfile(path):
-        raise ConfigError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    ``--cfg-options``; an unreadable file is a ConfigError (see :func:`read_config`)."""
+    cfg = read_config(path)
     _complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
     present = {k: v for k, v in path_options(data_root, pretrained).items() if _has_loader(cfg, k)}
     apply_cfg_options(cfg, present)
