@@ -7,9 +7,15 @@ from collections.abc import Sequence
 
 from mmengine.dataset import BaseDataset
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from promptsg.errors import ConfigError, DataError
 from promptsg.registry import TRANSFORMS
+
+#: Values of ``check_images``: header check (True, 'header'), full decode ('full'), none (False).
+CHECK_IMAGES = (True, 'header', 'full', False)
+#: A full decode of more images than this shows a progress bar.
+PROGRESS_FROM = 2000
 
 
 class ReIDDataset(BaseDataset):
@@ -34,8 +40,9 @@ class ReIDDataset(BaseDataset):
         relabel: map pids to contiguous labels (training); evaluation sets keep raw pids.
         skip_missing: drop listed images that are absent or unreadable (with a logged count)
             instead of failing.
-        check_images: open every image's header before training so that a file that is not
-            an image fails now, not mid-epoch.
+        check_images: before training, ``True`` / ``'header'`` opens every image's header (a
+            file that is not an image fails now, not mid-epoch); ``'full'`` decodes every image
+            (also catches truncated files; slower); ``False`` checks presence only.
         test_mode: mmengine's flag; evaluation sets set it.
     """
 
@@ -49,7 +56,7 @@ class ReIDDataset(BaseDataset):
         split: str | None = None,
         relabel: bool | None = None,
         skip_missing: bool = False,
-        check_images: bool = True,
+        check_images: bool | str = True,
         test_mode: bool | None = None,
         metainfo: dict | None = None,
         lazy_init: bool = False,
@@ -63,6 +70,11 @@ class ReIDDataset(BaseDataset):
         self.relabel = split == 'train' if relabel is None else relabel
         if test_mode is None:
             test_mode = split not in (None, 'train')
+        if check_images not in CHECK_IMAGES:
+            raise ConfigError(
+                f'check_images={check_images!r} is not valid; choose one of: '
+                + ', '.join(repr(c) for c in CHECK_IMAGES)
+            )
         self.skip_missing = skip_missing
         self.check_images = check_images
         if data_root and not os.path.isdir(data_root):
@@ -108,7 +120,11 @@ class ReIDDataset(BaseDataset):
         gone = set(missing)
         unreadable = []
         if self.check_images:
-            unreadable = [p for p in paths if p not in gone and not _readable_image(p)]
+            decode = self.check_images == 'full'
+            todo = [p for p in paths if p not in gone]
+            if decode and len(todo) > PROGRESS_FROM:
+                todo = tqdm(todo, desc='decoding images', unit='img', leave=False)
+            unreadable = [p for p in todo if not _readable_image(p, decode)]
         problems = [(missing, 'missing'), (unreadable, 'not readable as images')]
         problems = [(found, what) for found, what in problems if found]
         if not problems:
@@ -134,11 +150,14 @@ class ReIDDataset(BaseDataset):
         return [s['pid'] for s in self.data_list]
 
 
-def _readable_image(path: str) -> bool:
-    """Whether PIL can read the image's header (cheap: the pixels are not decoded)."""
+def _readable_image(path: str, decode: bool = False) -> bool:
+    """Whether PIL can read the image's header (cheap), or with ``decode`` all its pixels."""
     try:
         with Image.open(path) as im:
-            im.size  # noqa: B018
+            if decode:
+                im.load()
+            else:
+                im.size  # noqa: B018
         return True
     except (OSError, UnidentifiedImageError, ValueError):
         return False

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from promptsg.datasets import ReIDDataset
-from promptsg.errors import DataError
+from promptsg.errors import ConfigError, DataError
 
 
 class ListDataset(ReIDDataset):
@@ -56,3 +56,28 @@ def test_skip_missing_drops_missing_and_unreadable_only_when_asked(folder):
 def test_missing_data_root_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match='data_root does not exist'):
         ListDataset([], data_root=str(tmp_path / 'nowhere'))
+
+
+@pytest.fixture
+def truncated(folder):
+    """A JPEG cut short: its header reads, its pixels do not."""
+    noise = Image.effect_noise((128, 128), 64).convert('RGB')  # large pixel data after the header
+    noise.save(folder / 'big.jpg', quality=95)
+    data = (folder / 'big.jpg').read_bytes()
+    (folder / 'cut.jpg').write_bytes(data[: len(data) * 2 // 3])
+    return folder / 'cut.jpg'
+
+
+def test_full_check_decodes_and_catches_truncated_files(folder, truncated):
+    paths = [folder / '0.jpg', folder / '1.jpg', truncated]
+    assert len(ListDataset(paths, data_root=str(folder))) == 3  # the header check passes it
+    with pytest.raises(DataError, match=r'1 listed image\(s\) are not readable .*cut\.jpg'):
+        ListDataset(paths, data_root=str(folder), check_images='full')
+    ds = ListDataset(paths, data_root=str(folder), check_images='full', skip_missing=True)
+    assert len(ds) == 2
+
+
+def test_check_images_value_is_validated(folder):
+    with pytest.raises(ConfigError, match="check_images='fast' is not valid.*'full'"):
+        ListDataset([folder / '0.jpg'], data_root=str(folder), check_images='fast')
+    assert len(ListDataset([folder / 'notes.jpg'], data_root=str(folder), check_images=False)) == 1
