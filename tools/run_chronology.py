@@ -6,6 +6,7 @@ dir holds ``test_metrics.json``) is skipped unless ``--force``. Then
 """
 
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -16,11 +17,22 @@ import promptsg.registry  # noqa: E402,F401  (a broken import shows its real tra
 from promptsg.chronology.run import run_chronology  # noqa: E402
 from promptsg.engine.cli import run_cli  # noqa: E402
 from promptsg.engine.runner import DictAction, summary_line  # noqa: E402
+from promptsg.errors import ConfigError  # noqa: E402
 
 
 def configs_folder(name: str) -> str:
     """A configs folder given as a path, or by name under the repo's ``configs/``."""
-    return name if osp.isdir(name) else osp.join(ROOT, 'configs', name)
+    if osp.isdir(name):
+        return name
+    named = osp.join(ROOT, 'configs', name)
+    if osp.isdir(named):
+        return named
+    names = sorted(d for d in os.listdir(osp.join(ROOT, 'configs')) if not d.startswith('_'))
+    names = [d for d in names if osp.isfile(osp.join(ROOT, 'configs', d, 'v1.py'))]
+    raise ConfigError(
+        f'configs folder not found: {name} (give a folder of v1.py, v2.py, ... or a name: '
+        f'{", ".join(names)})'
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -300,3 +300,10 @@ def test_mini_chronology_end_to_end(tmp_path, capsys):
 
     paths = write_artefacts(VIT, work, tmp_path / 'again')
     assert paths['results'].read_text() == (out / 'stage3_vit_b16_results.csv').read_text()
+
+
+def test_unknown_configs_name_lists_the_chronologies(load_tool):
+    tool = load_tool('run_chronology')
+    with pytest.raises(ConfigError, match=r'configs folder not found: vit_b1 .*: rn50, vit_b16\)$'):
+        tool.configs_folder('vit_b1')
+    assert tool.configs_folder('vit_b16') == str(CONFIGS / 'vit_b16')
