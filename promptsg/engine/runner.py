@@ -35,8 +35,9 @@ __all__ = [
 ]
 
 
-def _check_option_key(cfg: Mapping, key: str) -> None:
-    """Reject an option whose path does not exist, unless it adds an argument to a component.
+def _check_option_key(cfg: Mapping, key: str):
+    """Reject an option whose path does not exist, unless it adds an argument to a component;
+    return the value the option replaces (None for a new argument).
 
     ``model.backbone.pretrained=...`` may add a constructor argument (its parent has ``type``);
     ``train_dataloder.batch_size=...`` (a typo) names nothing and is an error.
@@ -49,7 +50,7 @@ def _check_option_key(cfg: Mapping, key: str) -> None:
         elif isinstance(node, Mapping) and part in node:
             node = node[part]
         elif isinstance(node, Mapping) and i == len(parts) - 1 and 'type' in node:
-            return
+            return None
         else:
             here = '.'.join(walked) or 'the config'
             choices = list(node) if isinstance(node, Mapping) else []
@@ -57,18 +58,6 @@ def _check_option_key(cfg: Mapping, key: str) -> None:
             hint = f'; keys of {here}: {", ".join(close)}' if close else ''
             raise ConfigError(f"--cfg-options key '{key}': '{part}' is not in {here}{hint}")
         walked.append(part)
-
-
-def _current_value(cfg: Mapping, key: str):
-    """The value at dotted ``key`` (list items by index), or None where the path ends early."""
-    node = cfg
-    for part in key.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return None
     return node
 
 
@@ -76,13 +65,12 @@ def _current_value(cfg: Mapping, key: str):
 WORDS_FOR_NUMBERS = ('global', 'auto')
 
 
-def _check_option_type(cfg: Mapping, key: str, value) -> None:
+def _check_option_type(key: str, value, old) -> None:
     """Reject text where the config holds a number or a flag (``max_epochs=abc``).
 
     ``DictAction`` already turns ``30``, ``1e-4``, ``True`` and ``None`` into Python values, so
     text left over where the config has a number is a typo, caught here before any work.
     """
-    old = _current_value(cfg, key)
     if not isinstance(value, str) or old is None or not isinstance(old, (bool, int, float)):
         return
     if value in WORDS_FOR_NUMBERS:
@@ -100,8 +88,7 @@ def apply_cfg_options(cfg: Config, options: dict | None) -> Config:
         return cfg
     tree = cfg.to_dict()
     for key, value in options.items():
-        _check_option_key(tree, key)
-        _check_option_type(tree, key, value)
+        _check_option_type(key, value, _check_option_key(tree, key))
     cfg.merge_from_dict(options)
     return cfg
 

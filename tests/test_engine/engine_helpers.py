@@ -6,6 +6,8 @@ import importlib.util
 import json
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -139,6 +141,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def dist_train(config, work_dir, *args: str, env: dict):
+    """``tools/dist_train.sh CONFIG 2 --work-dir WORK_DIR ARGS`` on a fresh port (gloo, CPU)."""
+    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2']
+    cmd += ['--work-dir', str(work_dir), *args]
+    env = dict(env, PORT=str(free_port()), PYTHON=sys.executable)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
 
 
 def scalars(work_dir: Path) -> list[dict]:

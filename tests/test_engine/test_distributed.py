@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from engine_helpers import ROOT, free_port, subprocess_env, write_config
+from engine_helpers import ROOT, dist_train, subprocess_env, write_config
 
 from promptsg.datasets.synthetic import SyntheticReID
 from promptsg.evaluation.reid_metric import ReIDMetric
@@ -66,18 +64,9 @@ def test_two_process_training_and_evaluation(tmp_path):
             f'dict(type="DumpResults", out_file_path={str(dump)!r})]\n'
         )
     )
-    env = subprocess_env(
-        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT=str(free_port()), PYTHON=sys.executable
-    )
+    env = subprocess_env(PYTHONPATH=f'{ROOT}:{tmp_path}')
     work = tmp_path / 'work'
-    proc = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2', '--work-dir', str(work)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = dist_train(config, work, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1)]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from engine_helpers import ROOT, free_port, scalars, subprocess_env, write_config
+from engine_helpers import ROOT, dist_train, scalars, subprocess_env, write_config
 
 from promptsg.engine.checkpoint import load_checkpoint_file
 
@@ -96,10 +96,9 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tmp_path):
 
 
 def _dist_train(config, work_dir, *args, env) -> subprocess.CompletedProcess:
-    cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2']
-    cmd += ['--work-dir', str(work_dir), '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', *args]
-    env = dict(env, PORT=str(free_port()), PYTHON=sys.executable)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    return dist_train(
+        config, work_dir, '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', *args, env=env
+    )
 
 
 @pytest.mark.slow

@@ -14,15 +14,13 @@ import socket
 from urllib.parse import urlparse
 
 import open_clip
+from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
 from promptsg.errors import CheckpointError
 
 #: Seconds a connection probe waits for the host.
 PROBE_TIMEOUT_S = 5.0
 PROXY_VARS = ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')
-#: open_clip's default hub file name and its safetensors twin (open_clip prefers the latter).
-HF_WEIGHTS_NAME = 'open_clip_pytorch_model.bin'
-HF_SAFE_WEIGHTS_NAME = 'open_clip_model.safetensors'
 
 
 def _hub():
