@@ -50,7 +50,8 @@ from bench.workloads import (  # noqa: E402
     synthetic_batch,
 )
 from promptsg.engine.cli import run_cli  # noqa: E402
-from promptsg.engine.runner import DictAction, build_runner, load_config  # noqa: E402
+from promptsg.engine.config import DictAction, load_config  # noqa: E402
+from promptsg.engine.runner import build_runner  # noqa: E402
 from promptsg.registry import DATASETS, FUNCTIONS  # noqa: E402
 
 BENCH = 'train_overhead'

@@ -15,7 +15,7 @@ import promptsg.registry  # noqa: E402,F401  (a broken import shows its real tra
 from promptsg.apis.inferencer import ReIDInferencer  # noqa: E402
 from promptsg.apis.onnx_export import DEFAULT_OPSET, compare_onnx, export_onnx  # noqa: E402
 from promptsg.engine.cli import run_cli  # noqa: E402
-from promptsg.engine.runner import DictAction  # noqa: E402
+from promptsg.engine.config import DictAction  # noqa: E402
 from promptsg.errors import ConfigError, PromptSGError  # noqa: E402
 
 

@@ -18,8 +18,7 @@ import numpy as np  # noqa: E402
 
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.apis.images import ImageRecord, collect_images  # noqa: E402
-from promptsg.apis.tool_args import add_inferencer_args, build_inferencer  # noqa: E402
-from promptsg.engine.cli import run_cli  # noqa: E402
+from promptsg.engine.cli import add_inferencer_args, build_inferencer, run_cli  # noqa: E402
 from promptsg.errors import ConfigError  # noqa: E402
 
 FORMATS = ('.npy', '.safetensors')

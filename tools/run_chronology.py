@@ -16,7 +16,8 @@ sys.path.insert(0, ROOT)
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.chronology.run import run_chronology  # noqa: E402
 from promptsg.engine.cli import run_cli  # noqa: E402
-from promptsg.engine.runner import DictAction, summary_line  # noqa: E402
+from promptsg.engine.config import DictAction  # noqa: E402
+from promptsg.engine.runner import summary_line  # noqa: E402
 from promptsg.errors import ConfigError  # noqa: E402
 
 

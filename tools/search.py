@@ -19,8 +19,7 @@ import promptsg.registry  # noqa: E402,F401  (a broken import shows its real tra
 from promptsg.apis.grid import draw_result_grid  # noqa: E402
 from promptsg.apis.images import ImageRecord, collect_images  # noqa: E402
 from promptsg.apis.retrieval import MATCH, UNKNOWN, SearchResult, search_records  # noqa: E402
-from promptsg.apis.tool_args import add_inferencer_args, build_inferencer  # noqa: E402
-from promptsg.engine.cli import run_cli  # noqa: E402
+from promptsg.engine.cli import add_inferencer_args, build_inferencer, run_cli  # noqa: E402
 from promptsg.errors import ConfigError  # noqa: E402
 
 

@@ -13,9 +13,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.engine.checkpoint import best_checkpoint  # noqa: E402
 from promptsg.engine.cli import add_run_args, run_cli  # noqa: E402
+from promptsg.engine.config import load_config  # noqa: E402
 from promptsg.engine.runner import (  # noqa: E402
     build_runner,
-    load_config,
     summary_line,
     write_metrics,
 )

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from promptsg.apis.images import collect_images
 from promptsg.engine.checkpoint import load_checkpoint_file
-from promptsg.engine.runner import load_config
+from promptsg.engine.config import load_config
 from promptsg.errors import CheckpointError, ConfigError, DataError
 from promptsg.registry import MODELS, TRANSFORMS
 

@@ -21,17 +21,15 @@ from mmengine.logging import print_log
 
 from promptsg.chronology.results import DONE, TEST_METRICS, read_test_metrics, version_status
 from promptsg.chronology.versions import Version, find_versions, select_versions
-from promptsg.engine.runner import (
+from promptsg.engine.config import (
     apply_cfg_options,
-    build_runner,
     fill_num_classes,
     load_config,
     path_options,
     read_config,
     sync_sampler_batch_size,
-    test_best_checkpoint,
-    write_metrics,
 )
+from promptsg.engine.runner import build_runner, test_best_checkpoint, write_metrics
 from promptsg.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptsg.engine.runner import read_config
+from promptsg.engine.config import read_config
 from promptsg.errors import ConfigError
 
 _VERSION_FILE = re.compile(r'^v(\d+)\.py$')

@@ -1,4 +1,5 @@
-"""Command-line plumbing: user errors become one line on stderr and exit status 2."""
+"""Command-line plumbing for every tool: shared options, and user errors as one line on stderr
+with exit status 2."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mmengine.config import DictAction
 
 from promptsg.errors import PromptSGError
+
+if TYPE_CHECKING:
+    from promptsg.apis.inferencer import ReIDInferencer
 
 #: ``TypeError`` text of a component given an argument it does not take.
 _BAD_KWARG = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
@@ -29,6 +34,42 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
         help='job launcher',
     )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
+    """Config, checkpoint and the :class:`ReIDInferencer` options."""
+    from promptsg.apis.inferencer import PROMPTS
+
+    parser.add_argument('config', help='config file the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument(
+        '--prompt',
+        choices=PROMPTS,
+        default='fixed',
+        help='PromptSG inference prompt: fixed (cached, faster) or composed (s* per image)',
+    )
+    parser.add_argument('--aspect', default='', help="words for a template's {aspect} slot")
+    parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
+    parser.add_argument('--num-workers', type=int, default=0, help='image-loading processes')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+
+
+def build_inferencer(args: argparse.Namespace) -> ReIDInferencer:
+    """The inferencer the parsed options describe."""
+    from promptsg.apis.inferencer import ReIDInferencer
+
+    return ReIDInferencer(
+        args.config,
+        args.checkpoint,
+        device=args.device,
+        prompt=args.prompt,
+        aspect=args.aspect,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        cfg_options=args.cfg_options,
+    )
 
 
 def run_cli(main: Callable[[], object]) -> None:

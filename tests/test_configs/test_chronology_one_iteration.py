@@ -23,7 +23,7 @@ from mmengine.runner import Runner
 from promptsg.chronology.moves import loss_term
 from promptsg.chronology.run import version_config
 from promptsg.chronology.versions import find_versions
-from promptsg.engine.runner import apply_cfg_options, fill_num_classes, path_options
+from promptsg.engine.config import apply_cfg_options, fill_num_classes, path_options
 from promptsg.registry import DATASETS, HOOKS, MODELS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -162,7 +162,8 @@ def scalars(work_dir: Path) -> list[dict]:
 def make_runner(config: Path, work_dir: Path, resume: str | None = None, edit=None, **options):
     """Load ``config`` with ``--cfg-options``-style ``options``, apply ``edit(cfg)`` if given,
     and build its Runner in-process."""
-    from promptsg.engine.runner import build_runner, load_config
+    from promptsg.engine.config import load_config
+    from promptsg.engine.runner import build_runner
 
     cfg = load_config(str(config), options or None)
     if edit is not None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from promptsg.engine.runner import fill_num_classes, load_config
+from promptsg.engine.config import fill_num_classes, load_config
 from promptsg.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

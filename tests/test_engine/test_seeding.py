@@ -10,7 +10,7 @@ import torch
 from mmengine.dataset.utils import worker_init_fn as mmengine_worker_init_fn
 from torch.utils.data import DataLoader, Dataset
 
-from promptsg.engine.runner import load_config
+from promptsg.engine.config import load_config
 from promptsg.engine.seeding import reid_worker_init_fn
 from promptsg.registry import FUNCTIONS
 

@@ -205,7 +205,8 @@ def test_runner_constructor_from_the_quickstart_config_optimises_every_trainable
 ):
     if 'ReIDOptimWrapperConstructor' not in OPTIM_WRAPPER_CONSTRUCTORS.names():
         pytest.skip('ReIDOptimWrapperConstructor is not registered yet')
-    from promptsg.engine.runner import build_runner, load_config
+    from promptsg.engine.config import load_config
+    from promptsg.engine.runner import build_runner
 
     cfg = load_config(
         str(QUICKSTART),

@@ -1,0 +1,176 @@
+"""Config reading and merging: one home for ``Config.fromfile``, ``--cfg-options``, path options
+and the defaults every promptsg config gets (optimiser wrapper, worker seeding, class count)."""
+
+from __future__ import annotations
+
+import difflib
+import os.path as osp
+from collections.abc import Mapping
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+from promptsg.errors import ConfigError
+
+__all__ = [
+    'DictAction',
+    'apply_cfg_options',
+    'complete_optim_wrapper',
+    'fill_num_classes',
+    'load_config',
+    'path_options',
+    'read_config',
+    'sync_sampler_batch_size',
+]
+
+
+def _check_option_key(cfg: Mapping, key: str):
+    """Reject an option whose path does not exist, unless it adds an argument to a component;
+    return the value the option replaces (None for a new argument).
+
+    ``model.backbone.pretrained=...`` may add a constructor argument (its parent has ``type``);
+    ``train_dataloder.batch_size=...`` (a typo) names nothing and is an error.
+    """
+    node, walked = cfg, []
+    parts = key.split('.')
+    for i, part in enumerate(parts):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Mapping) and i == len(parts) - 1 and 'type' in node:
+            return None
+        else:
+            here = '.'.join(walked) or 'the config'
+            choices = list(node) if isinstance(node, Mapping) else []
+            close = difflib.get_close_matches(part, choices, n=5, cutoff=0.0)
+            hint = f'; keys of {here}: {", ".join(close)}' if close else ''
+            raise ConfigError(f"--cfg-options key '{key}': '{part}' is not in {here}{hint}")
+        walked.append(part)
+    return node
+
+
+#: Words mmengine takes in some numeric slots (``log_processor.window_size='global'``, ...).
+WORDS_FOR_NUMBERS = ('global', 'auto')
+
+
+def _check_option_type(key: str, value, old) -> None:
+    """Reject text where the config holds a number or a flag (``max_epochs=abc``).
+
+    ``DictAction`` already turns ``30``, ``1e-4``, ``True`` and ``None`` into Python values, so
+    text left over where the config has a number is a typo, caught here before any work.
+    """
+    if not isinstance(value, str) or old is None or not isinstance(old, (bool, int, float)):
+        return
+    if value in WORDS_FOR_NUMBERS:
+        return
+    kind = 'True or False' if isinstance(old, bool) else 'a number'
+    raise ConfigError(
+        f"--cfg-options {key}={value!r}: expected {kind}, like the config's value {old!r}"
+    )
+
+
+def apply_cfg_options(cfg: Config, options: dict | None) -> Config:
+    """Merge ``--cfg-options`` into ``cfg`` after checking every key exists and that text does
+    not replace a number or a flag (see above)."""
+    if not options:
+        return cfg
+    tree = cfg.to_dict()
+    for key, value in options.items():
+        _check_option_type(key, value, _check_option_key(tree, key))
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile`` with a missing file, a syntax error or a failing import (of a base
+    file or a ``custom_imports`` module) as a one-line ConfigError."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = err.filename if err.filename and osp.isfile(err.filename) else path
+        raise ConfigError(f'config {where}, line {err.lineno}: {err.msg}') from err
+    except Exception as err:  # a bad _base_ path, a NameError, an import that fails
+        root = err
+        while root.__cause__ or root.__context__:  # mmengine wraps a failing custom import
+            root = root.__cause__ or root.__context__
+        first = (str(root).strip().splitlines() or [''])[0]
+        raise ConfigError(f'cannot read config {path}: {type(root).__name__}: {first}') from err
+
+
+#: The data loaders whose data sets ``--data-root`` points at.
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def path_options(data_root: str | None = None, pretrained: str | None = None) -> dict:
+    """``--cfg-options`` that point every data set at ``data_root`` and the backbone at weights."""
+    options: dict = {}
+    if data_root is not None:
+        options.update({f'{loader}.dataset.data_root': str(data_root) for loader in LOADERS})
+    if pretrained is not None:
+        options['model.backbone.pretrained'] = str(pretrained)
+    return options
+
+
+def load_config(
+    path: str,
+    options: dict | None = None,
+    data_root: str | None = None,
+    pretrained: str | None = None,
+) -> Config:
+    """Read a Python config, fill the optimiser defaults (see :func:`complete_optim_wrapper`), point the
+    data sets at ``data_root`` and the backbone at ``pretrained`` (when given), then apply
+    ``--cfg-options``; an unreadable file is a ConfigError (see :func:`read_config`)."""
+    cfg = read_config(path)
+    complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
+    present = {k: v for k, v in path_options(data_root, pretrained).items() if _has_loader(cfg, k)}
+    apply_cfg_options(cfg, present)
+    apply_cfg_options(cfg, options)
+    sync_sampler_batch_size(cfg)
+    return cfg
+
+
+def sync_sampler_batch_size(cfg: Config) -> None:
+    """Give the P×K sampler the training loader's batch size (it cuts batches of that size)."""
+    loader = cfg.get('train_dataloader') or {}
+    sampler = loader.get('sampler') or {}
+    if sampler.get('type') == 'PKSampler':
+        sampler['batch_size'] = loader['batch_size']
+
+
+def _has_loader(cfg: Config, key: str) -> bool:
+    """Whether the config has the data loader (or model) that a path option ``key`` targets."""
+    return bool(cfg.get(key.split('.')[0]))
+
+
+def complete_optim_wrapper(cfg: Config) -> None:
+    optim_wrapper = cfg.get('optim_wrapper')
+    if isinstance(optim_wrapper, Mapping) and 'optimizer' in optim_wrapper:
+        optim_wrapper.setdefault('constructor', 'ReIDOptimWrapperConstructor')
+        if optim_wrapper['constructor'] == 'ReIDOptimWrapperConstructor':
+            optim_wrapper.setdefault('type', 'ReIDOptimWrapper')
+    loader = cfg.get('train_dataloader')
+    if isinstance(loader, Mapping):
+        loader.setdefault('worker_init_fn', dict(type='promptsg.reid_worker_init_fn'))
+
+
+def fill_num_classes(cfg: Config) -> int | None:
+    """Set ``model.num_classes`` from the training set when the config leaves it ``None``.
+
+    The training set is built once to count its identities (its images are not read).
+    Returns the value set, or None when nothing was filled in.
+    """
+    model, loader = cfg.get('model'), cfg.get('train_dataloader')
+    if not isinstance(model, Mapping) or model.get('num_classes', 0) is not None or not loader:
+        return None
+    from promptsg.registry import DATASETS
+
+    dataset = DATASETS.build(dict(loader['dataset'], pipeline=[]))
+    cfg.model.num_classes = dataset.metainfo['num_classes']
+    print_log(
+        f'model.num_classes = {cfg.model.num_classes} (identities of the training set)',
+        logger='current',
+    )
+    return cfg.model.num_classes
