@@ -8,6 +8,7 @@ pipeline delivers them (augmented and resized, before the model's normalisation)
 """
 
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -44,11 +45,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_dataset(cfg, loader: str, with_pipeline: bool):
+    """The loader's data set, without logging its statistics (this tool prints them)."""
     dataset_cfg = dict(cfg[loader]['dataset'])
     if not with_pipeline:
         dataset_cfg['pipeline'] = []
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'promptsg')):
-        return DATASETS.build(dataset_cfg)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'promptsg')):
+            return DATASETS.build(dataset_cfg)
+    finally:
+        logger.setLevel(level)
 
 
 def main(argv=None) -> list:
@@ -58,8 +66,6 @@ def main(argv=None) -> list:
     if min(args.ids, args.per_id) < 1:
         raise ConfigError('--ids and --per-id must be >= 1')
     cfg = load_config(args.config, args.cfg_options, args.data_root)
-    # The data sets log their own table at build time; this tool prints it instead.
-    MMLogger.get_instance('browse_dataset', log_level='WARNING')
     tables = []
     for split in args.splits:
         loader = SPLITS[split]
