@@ -65,3 +65,44 @@ def test_export_onnx_without_onnxruntime_points_at_no_verify(
     argv = [str(TINY_CONFIG), str(checkpoint), '--out', str(out), '--no-verify']
     assert load_tool('export_onnx').main(argv) is None
     assert out.is_file()
+
+
+QUICKSTART = (
+    Path(__file__).resolve().parents[2] / 'configs' / 'quickstart' / 'synthetic_promptsg.py'
+)
+
+
+@pytest.mark.parametrize(
+    'backend,package',
+    [
+        ("dict(type='WandbVisBackend', init_kwargs=dict(project='promptsg'))", 'wandb'),
+        ("dict(type='MLflowVisBackend', exp_name='promptsg')", 'mlflow'),
+        ("dict(type='TensorboardVisBackend')", 'tensorboard'),
+    ],
+)
+def test_a_vis_backend_without_its_package_is_one_line(
+    backend, package, load_tool, tmp_path, capsys, monkeypatch
+):
+    """The docs' snippet (docs/tools.md), with the backend's package missing."""
+    monkeypatch.setitem(sys.modules, package, None)
+    config = tmp_path / 'with_backend.py'
+    config.write_text(
+        f"_base_ = '{QUICKSTART}'\n"
+        f"visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), {backend}])\n"
+    )
+    argv = [
+        str(config),
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--cfg-options',
+        'train_cfg.max_epochs=1',
+    ]
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: load_tool('train').main(argv))
+    err = capsys.readouterr().err.strip()
+    name = backend.split("'")[1]
+    assert info.value.code == 2 and not (tmp_path / 'work').exists()
+    assert err == (
+        f'error: visualizer.vis_backends {name} needs the optional package {package}, which is '
+        f'not installed: pip install {package}'
+    )
