@@ -23,7 +23,7 @@ from promptsg.analysis.complexity import embedding_flops, parameter_rows  # noqa
 from promptsg.apis.inferencer import PROMPTS, ReIDInferencer  # noqa: E402
 from promptsg.apis.onnx_export import input_size  # noqa: E402
 from promptsg.engine.cli import run_cli  # noqa: E402
-from promptsg.engine.config import DictAction  # noqa: E402
+from promptsg.engine.config import DictAction, path_options  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='PromptSG inference prompt(s) to measure (default: both)',
     )
     parser.add_argument('--aspect', default='', help="words for a template's {aspect} slot")
+    parser.add_argument(
+        '--data-root', help="every data loader's dataset.data_root (sizes the ID head)"
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     return parser.parse_args(argv)
 
@@ -51,12 +54,18 @@ def _g(n: int) -> str:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.manual_seed(0)
-    inferencer = ReIDInferencer(args.config, cfg_options=args.cfg_options, aspect=args.aspect)
+    options = {**path_options(args.data_root), **(args.cfg_options or {})}
+    inferencer = ReIDInferencer(args.config, cfg_options=options, aspect=args.aspect)
     model = inferencer.model
     rows = parameter_rows(model)
     print(f'{type(model).__name__} of {args.config}: parameters')
     table = [[r['part'], _m(r['trainable']), _m(r['frozen']), _m(r['total'])] for r in rows]
     print(tabulate(table, headers=['part', 'trainable', 'frozen', 'total'], stralign='right'))
+    if inferencer.num_classes_from:
+        print(
+            f'(model.num_classes = {inferencer.cfg.model.num_classes}, from '
+            f'{inferencer.num_classes_from}; --data-root sizes the head from the training set)'
+        )
     size = input_size(model)
     has_prompt = 'prompt' in model.test_cfg
     prompts = args.prompt or (list(PROMPTS) if has_prompt else ['fixed'])
