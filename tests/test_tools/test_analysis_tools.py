@@ -34,6 +34,7 @@ def _scalars(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_analyze_logs_reads_what_the_run_logged(hands_v6_run):
     log = read_run_log(hands_v6_run)
     (scalars,) = hands_v6_run.glob('*/vis_data/scalars.json')
@@ -50,6 +51,7 @@ def test_analyze_logs_reads_what_the_run_logged(hands_v6_run):
         match_keys([log], ['reid/map'])
 
 
+@pytest.mark.slow
 def test_analyze_logs_plot_and_time(hands_v6_run, load_tool, tmp_path, capsys):
     tool = load_tool('analysis_tools/analyze_logs')
     out = tmp_path / 'curves.png'

@@ -35,6 +35,7 @@ def options(backbone: str = 'vit_b16') -> dict:
     return {'model.backbone.arch': TINY[backbone], 'model.backbone.pretrained': None}
 
 
+@pytest.mark.slow
 def test_extract_takes_the_work_dirs_best_checkpoint(
     hands_v6_run, load_tool, tiny_backbone, tmp_path, capsys
 ):
@@ -53,6 +54,7 @@ def test_extract_takes_the_work_dirs_best_checkpoint(
     np.testing.assert_array_equal(np.load(out), feats)
 
 
+@pytest.mark.slow
 def test_search_with_the_work_dir(hands_v6_run, load_tool, tiny_backbone, tmp_path):
     query = image_list(tmp_path / 'query.txt', 3)
     gallery = image_list(tmp_path / 'gallery.txt', 12, start=3)
@@ -65,6 +67,7 @@ def test_search_with_the_work_dir(hands_v6_run, load_tool, tiny_backbone, tmp_pa
     assert len(rows) == 3 * 2
 
 
+@pytest.mark.slow
 def test_export_onnx_with_the_work_dir(hands_v6_run, load_tool, tiny_backbone, tmp_path, capsys):
     out = tmp_path / 'v6.onnx'
     argv = [V6['vit_b16'], str(hands_v6_run), '--out', str(out)]
