@@ -22,3 +22,7 @@ class DataError(PromptSGError):
 
 class CheckpointError(PromptSGError):
     """A checkpoint or weight file is missing, unreadable or does not match the model."""
+
+
+class MissingDependencyError(PromptSGError, ImportError):
+    """An optional package a feature needs is not installed: the message names the pip install."""

@@ -10,7 +10,8 @@ checkpoint loads), by replacing mmengine's loader for local paths. Importing
 :func:`check_checkpoint_fits` turns mmengine's silent non-strict loading into one
 ``CheckpointError`` line naming the mismatched keys and the differing ``model.*`` config keys;
 :func:`latest_checkpoint` and :func:`best_checkpoint` find what ``--resume`` and
-``tools/test.py WORK_DIR`` use.
+``tools/test.py WORK_DIR`` use; :func:`resolve_checkpoint` is the rule every tool that takes a
+checkpoint applies (a file, or a work dir's best checkpoint).
 """
 
 from __future__ import annotations
@@ -206,3 +207,21 @@ def best_checkpoint(work_dir: str) -> str:
             f'{_shorten(others) or "no checkpoints"} (pass one of them explicitly)'
         )
     raise CheckpointError(f'several best checkpoints in {work_dir}: {", ".join(names)}; pass one')
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint file as given, or the best checkpoint of a training work dir.
+
+    The rule of ``tools/test.py`` and of every inference tool (``ReIDInferencer``, extract,
+    search, export_onnx). A work dir without a single ``best_*.pth`` is an error, never a
+    silent fall-back to the last checkpoint.
+
+    Raises:
+        CheckpointError: the path does not exist, or the work dir has no (or several) best.
+    """
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        return best_checkpoint(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    return path

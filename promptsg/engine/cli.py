@@ -41,7 +41,11 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
     from promptsg.apis.inferencer import PROMPTS
 
     parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file (e.g. work_dirs/v6/best_*.pth), or a training work dir: its best '
+        'checkpoint is used, as by tools/test.py',
+    )
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument(
         '--prompt',
@@ -57,10 +61,11 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_inferencer(args: argparse.Namespace) -> ReIDInferencer:
-    """The inferencer the parsed options describe."""
+    """The inferencer the parsed options describe; says on stderr which checkpoint a work dir
+    resolved to, and where a ``None`` ``model.num_classes`` was taken from."""
     from promptsg.apis.inferencer import ReIDInferencer
 
-    return ReIDInferencer(
+    inferencer = ReIDInferencer(
         args.config,
         args.checkpoint,
         device=args.device,
@@ -70,6 +75,15 @@ def build_inferencer(args: argparse.Namespace) -> ReIDInferencer:
         num_workers=args.num_workers,
         cfg_options=args.cfg_options,
     )
+    if inferencer.checkpoint and inferencer.checkpoint != args.checkpoint:
+        print(f'checkpoint: {inferencer.checkpoint}', file=sys.stderr)
+    if inferencer.num_classes_from:
+        print(
+            f'model.num_classes = {inferencer.cfg.model.num_classes} '
+            f'(from {inferencer.num_classes_from})',
+            file=sys.stderr,
+        )
+    return inferencer
 
 
 def run_cli(main: Callable[[], object]) -> None:

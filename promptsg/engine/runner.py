@@ -20,6 +20,7 @@ from promptsg.engine.checkpoint import latest_checkpoint
 from promptsg.engine.config import complete_optim_wrapper, fill_num_classes, sync_sampler_batch_size
 from promptsg.engine.fileio import atomic_write
 from promptsg.errors import CheckpointError, ConfigError
+from promptsg.optional import check_vis_backends
 
 __all__ = ['build_runner', 'summary_line', 'test_best_checkpoint', 'write_metrics']
 
@@ -94,6 +95,7 @@ def build_runner(
     or a checkpoint path.
     """
     cfg.launcher = launcher
+    check_vis_backends(cfg)  # before anything is written
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
