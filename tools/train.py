@@ -19,6 +19,7 @@ from promptsg.engine.config import load_config  # noqa: E402
 from promptsg.engine.hooks.checkpoint_meta import ResumedOptionsHook  # noqa: E402
 from promptsg.engine.runner import (  # noqa: E402
     build_runner,
+    check_datasets,
     resolve_work_dir,
     summary_line,
     test_best_checkpoint,
@@ -94,6 +95,7 @@ def main(argv=None) -> None:
         add_tensorboard(cfg)
     work_dir = resolve_work_dir(cfg, args.work_dir)
     with claim_work_dir(work_dir, resume=args.resume is not None, overwrite=args.overwrite):
+        check_datasets(cfg, ['val_dataloader'] + ([] if args.no_test else ['test_dataloader']))
         runner = build_runner(cfg, work_dir, args.launcher, resume=args.resume)
         if args.resume and args.cfg_options:
             runner.register_hook(ResumedOptionsHook(args.cfg_options))

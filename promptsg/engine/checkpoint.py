@@ -58,16 +58,27 @@ def load_checkpoint_file(filename: str, map_location=None) -> dict:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        m = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        what = f'it holds {m.group(1)}, which is not allow-listed' if m else str(e).splitlines()[0]
         raise CheckpointError(
-            f'cannot load checkpoint {filename} safely: {what} (see promptsg.engine.checkpoint)'
+            f'cannot load checkpoint {filename} safely: {_unsafe_reason(str(e))}; nothing was '
+            'loaded (only tensors and the types listed in promptsg.engine.checkpoint are read)'
         ) from e
     except (RuntimeError, EOFError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split('. ')[0]
         raise CheckpointError(
             f'cannot load checkpoint {filename} (truncated or not a torch file?): {first}'
         ) from e
+
+
+def _unsafe_reason(text: str) -> str:
+    """What torch's safe unpickler refused, without torch's advice to load the file unsafely."""
+    m = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
+    if m:
+        return f'it references {m.group(1)}, which is not allow-listed (code, not weights)'
+    m = re.search(r'Unsupported operand \d+|invalid load key[^\n]*', text)
+    if m:
+        return f'not a torch checkpoint (unreadable pickle data: {m.group(0).rstrip(".")})'
+    return 'its contents are not tensors and allow-listed types'
 
 
 def install_checkpoint_loader() -> None:

@@ -19,10 +19,11 @@ from mmengine.runner import Runner
 from promptsg.engine.checkpoint import latest_checkpoint
 from promptsg.engine.config import complete_optim_wrapper, fill_num_classes, sync_sampler_batch_size
 from promptsg.engine.fileio import atomic_write
-from promptsg.errors import CheckpointError, ConfigError
+from promptsg.errors import CheckpointError, ConfigError, PromptSGError
 
 __all__ = [
     'build_runner',
+    'check_datasets',
     'default_work_dir',
     'resolve_work_dir',
     'summary_line',
@@ -111,6 +112,23 @@ def resolve_work_dir(cfg: Config, work_dir: str | None = None) -> str:
     return cfg.work_dir
 
 
+def check_datasets(cfg: Config, loaders=('val_dataloader', 'test_dataloader')) -> None:
+    """Build the evaluation data sets now, checking their lists and images, so that a fault
+    stops the run before its first training iteration (mmengine builds them only when it
+    validates or tests); the error names the loader. The training set is built by the Runner
+    before training starts."""
+    from promptsg.registry import DATASETS
+
+    for loader in loaders:
+        node = cfg.get(loader)
+        if not isinstance(node, Mapping) or not isinstance(node.get('dataset'), Mapping):
+            continue
+        try:
+            DATASETS.build(node['dataset'])
+        except PromptSGError as e:
+            raise type(e)(f'{loader}.dataset: {e}') from e
+
+
 def build_runner(
     cfg: Config, work_dir: str | None = None, launcher: str = 'none', resume: str | None = None
 ) -> Runner:
@@ -122,6 +140,11 @@ def build_runner(
     ``resume``: None, 'auto' (the latest checkpoint in the work dir; none found starts afresh)
     or a checkpoint path.
     """
+    if not isinstance(cfg.get('model'), Mapping):
+        raise ConfigError(
+            f'config {cfg.filename} has no model: define model = dict(type=...) or inherit a '
+            'model file through _base_'
+        )
     cfg.launcher = launcher
     resolve_work_dir(cfg, work_dir)
     os.makedirs(cfg.work_dir, exist_ok=True)
