@@ -74,7 +74,7 @@ def _unsafe_reason(text: str) -> str:
     """What torch's safe unpickler refused, without torch's advice to load the file unsafely."""
     m = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
     if m:
-        return f'it references {m.group(1)}, which is not allow-listed (code, not weights)'
+        return f'it holds {m.group(1)}, which is not allow-listed (code, not weights)'
     m = re.search(r'Unsupported operand \d+|invalid load key[^\n]*', text)
     if m:
         return f'not a torch checkpoint (unreadable pickle data: {m.group(0).rstrip(".")})'
