@@ -102,6 +102,17 @@ class ReIDCheckpointHook(CheckpointHook):
                 f'({_free_space(self.out_dir)}){keep}'
             ) from e
 
+    def _write_pointer(self, runner, name: str, target: str) -> None:
+        """Atomically write the text file ``name`` of the work dir naming ``target``."""
+        path = osp.join(runner.work_dir, name)
+        try:
+            atomic_write(target.encode(), path)
+        except OSError as e:
+            raise CheckpointError(
+                f'cannot write {path}: {e.strerror or e} ({_free_space(runner.work_dir)}); '
+                f'{target} is saved, the previous checkpoints are kept'
+            ) from e
+
     def _commit(self, runner) -> None:
         """Point ``best_checkpoint`` at the best file, then delete the replaced files."""
         replaced, self._replaced = self._replaced, []
@@ -109,7 +120,7 @@ class ReIDCheckpointHook(CheckpointHook):
             return
         best = getattr(self, 'best_ckpt_path', None)
         if self.save_best and len(self.key_indicators) == 1 and best:
-            atomic_write(best.encode(), osp.join(runner.work_dir, BEST_POINTER))
+            self._write_pointer(runner, BEST_POINTER, best)
         for path in replaced:
             if self.file_backend.isfile(path):
                 self.file_backend.remove(path)
@@ -145,7 +156,7 @@ class ReIDCheckpointHook(CheckpointHook):
             self.last_ckpt, self._replaced = previous, []
             raise
         if is_main_process():
-            atomic_write(self.last_ckpt.encode(), osp.join(runner.work_dir, 'last_checkpoint'))
+            self._write_pointer(runner, 'last_checkpoint', self.last_ckpt)
         self._commit(runner)
 
     def _save_best_checkpoint(self, runner, metrics) -> None:
