@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 
 from PIL import Image
 
 from promptsg.datasets.base import ReIDDataset
+from promptsg.datasets.csv_rows import read_csv_rows
 from promptsg.datasets.holdout import HoldoutMixin
 from promptsg.errors import ConfigError, DataError
 from promptsg.registry import DATASETS
@@ -153,32 +153,22 @@ class CSVDataset(HoldoutMixin, ReIDDataset):
 
     def load_samples(self) -> list[dict]:
         path = self.ann_file
-        if not os.path.isfile(path):
-            raise DataError(f'annotation file not found: {path}')
         root = self.data_prefix['img_path']
         samples = []
-        with open(path, newline='', encoding='utf-8-sig') as f:
-            reader = csv.DictReader(f)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in self.REQUIRED if c not in columns]
-            if missing:
-                raise DataError(f'{path} lacks column(s) {", ".join(missing)}')
-            reader.fieldnames = columns
-            has_query = 'is_query' in columns
-            for line, row in enumerate(reader, start=2):
-                row = {k: (v or '').strip() for k, v in row.items() if k is not None}
-                if not row['path']:
-                    raise DataError(f'{path} line {line}: empty path')
-                sample = dict(
-                    img_path=os.path.join(root, row['path']),
-                    pid=_parse_int(row['pid'], 'pid', path, line),
-                    camid=_parse_int(row.get('camid') or '-1', 'camid', path, line),
-                )
-                if has_query:
-                    sample['is_query'] = _parse_bool(row['is_query'], path, line)
-                if row.get('aspect'):
-                    sample['aspect'] = row['aspect']
-                samples.append(sample)
+        for line, row in read_csv_rows(path, self.REQUIRED):
+            if not row['path']:
+                raise DataError(f'{path} line {line}: empty path')
+            sample = dict(
+                img_path=os.path.join(root, row['path']),
+                pid=_parse_int(row['pid'], 'pid', path, line),
+                camid=_parse_int(row.get('camid') or '-1', 'camid', path, line),
+                row=f'{os.path.basename(path)} line {line}',
+            )
+            if 'is_query' in row:
+                sample['is_query'] = _parse_bool(row['is_query'], path, line)
+            if row.get('aspect'):
+                sample['aspect'] = row['aspect']
+            samples.append(sample)
         return self._apply_holdout(samples)
 
 

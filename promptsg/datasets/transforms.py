@@ -36,7 +36,7 @@ class LoadImage:
             try:
                 with Image.open(path) as im:
                     img = im.convert('RGB')
-            except (OSError, UnidentifiedImageError) as e:
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 raise DataError(f'cannot read image {path}: {e}') from e
         if isinstance(img, Image.Image):
             img = F.pil_to_tensor(img.convert('RGB'))

@@ -96,12 +96,41 @@ def run_cli(main: Callable[[], object]) -> None:
         main()
         close_distributed()
     except PromptSGError as e:
-        _fail(f'error: {e}')
+        _fail(f'error: {_worker_cause(str(e))}')
+    except KeyboardInterrupt:
+        _fail('error: interrupted (Ctrl-C)')
+    except KeyError as e:
+        text = str(e.args[0]) if e.args else ''
+        if _NO_TYPE not in text:
+            raise
+        shown = text.split('but got ', 1)[-1].split('\n')[0]
+        shown = shown if len(shown) <= 160 else shown[:157] + '...'
+        _fail(
+            f"error: a component config has no 'type' key: {shown} (name the component, e.g. "
+            "type='LinearClassifier')"
+        )
     except TypeError as e:
         m = _BAD_KWARG.search(str(e))
         if m is None:
             raise
         _fail(f"error: {m.group(1)} has no argument '{m.group(2)}' (check the config)")
+
+
+#: mmengine's message for a component dict without ``type``.
+_NO_TYPE = 'must contain the key "type"'
+#: The last line of a traceback that torch's data loader copied from a worker.
+_RAISED = re.compile(r'^(?:[\w.]+\.)?\w+: (.+)$')
+
+
+def _worker_cause(text: str) -> str:
+    """The error itself, not the data-loader worker traceback torch wraps it in."""
+    if 'Original Traceback' not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    m = _RAISED.match(last)
+    worker = re.search(r'DataLoader worker process \d+', text)
+    where = f' (in {worker.group(0)})' if worker else ''
+    return (m.group(1) if m else last) + where
 
 
 def close_distributed() -> None:

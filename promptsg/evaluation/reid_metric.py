@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from tabulate import tabulate
 
 from promptsg.errors import ConfigError, DataError
@@ -125,6 +125,7 @@ class ReIDMetric(BaseMetric):
             raise DataError('no evaluation samples were collected')
         splits = self._splits(records)
         feats = torch.stack([r['feat'] for r in records])
+        self._check_finite(feats)
         scores = multi_split_cmc_map(
             feats,
             [r['pid'] for r in records],
@@ -146,6 +147,25 @@ class ReIDMetric(BaseMetric):
                 metrics.update({f'split{i}/{key}': split[key] for key in keys})
         self._log_table(scores, keys)
         return metrics
+
+    @staticmethod
+    def _check_finite(feats: torch.Tensor) -> None:
+        """A DataError for NaN/inf features (N, D), naming the run's skipped updates."""
+        bad = int((~torch.isfinite(feats).all(dim=1)).sum())
+        if not bad:
+            return
+        hub = MessageHub.get_current_instance()
+        skips = hub.log_scalars.get('train/nonfinite_skips')
+        why = (
+            f'; this run skipped {int(skips.current())} non-finite updates '
+            '(optim_wrapper.nonfinite=skip): the model itself may have diverged'
+            if skips is not None and skips.current()
+            else ''
+        )
+        raise DataError(
+            f'{bad} of {len(feats)} evaluation features are NaN or inf{why} '
+            '(check the learning rate and the input images)'
+        )
 
     def _log_table(self, scores: dict, keys: list[str]) -> None:
         rows = [[f'split{i}'] + [s[k] for k in keys] for i, s in enumerate(scores['splits'])]

@@ -88,6 +88,8 @@ class ReIDBaseline(BaseModel):
                 continue
             cfg = dict(cfg)
             inputs = cfg.pop('inputs', None) or DEFAULT_LOSS_INPUTS.get(cfg.get('type'))
+            if inputs is None and isinstance(cfg.get('type'), str):
+                LOSSES.get(cfg['type'])  # an unknown (misspelled) type is named as such first
             if inputs is None:
                 raise ConfigError(
                     f"losses.{name}: loss '{cfg.get('type')}' needs inputs=(...) naming the "

@@ -196,7 +196,8 @@ def test_val_holdout_needs_a_training_set(tmp_path):
     with pytest.raises(ConfigError, match="needs split='train' or split='val', got None"):
         build_folder(tmp_path / 'query', val_holdout=dict(mode='images'))
     save(tmp_path / 'a.jpg')
-    ann = write_csv(tmp_path / 'q.csv', 'path,pid,is_query\na.jpg,1,1\na.jpg,1,0\n')
+    save(tmp_path / 'b.jpg')
+    ann = write_csv(tmp_path / 'q.csv', 'path,pid,is_query\na.jpg,1,1\nb.jpg,1,0\n')
     with pytest.raises(ConfigError, match='has its own query/gallery'):
         build_csv(tmp_path, ann, split='val', val_holdout=dict(mode='images'))
     assert len(build_csv(tmp_path, ann, split='val')) == 2  # a ready-made val list needs none
