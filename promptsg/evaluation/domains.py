@@ -19,6 +19,19 @@ from promptsg.errors import DataError
 SPLIT_NAME = re.compile(r'^split\d+$')
 
 
+def record_domains(records: Sequence[dict], ranges: dict | None = None) -> list[str | None]:
+    """The domain of each record: its own ``domain``, else the ``[start, stop)`` range of
+    ``sample_idx`` that ``ranges`` (``dataset_meta['domains']`` of a ``ConcatReIDDataset``)
+    gives it, else None."""
+    found = [r.get('domain') or None for r in records]
+    if any(found) or not ranges:
+        return found
+    return [
+        next((name for name, (lo, hi) in ranges.items() if lo <= r['sample_idx'] < hi), None)
+        for r in records
+    ]
+
+
 def group_by_domain(domains: Sequence[str | None]) -> dict[str, list[int]] | None:
     """Row indices per domain, domains in first-seen order; None when no row has a domain.
 

@@ -11,7 +11,12 @@ from mmengine.logging import print_log
 from tabulate import tabulate
 
 from promptsg.errors import ConfigError, DataError
-from promptsg.evaluation.domains import group_by_domain, mean_over_domains, restrict_splits
+from promptsg.evaluation.domains import (
+    group_by_domain,
+    mean_over_domains,
+    record_domains,
+    restrict_splits,
+)
 from promptsg.evaluation.functional import (
     AP_MODES,
     DISTANCE_METRICS,
@@ -130,7 +135,7 @@ class ReIDMetric(BaseMetric):
             raise DataError('no evaluation samples were collected')
         splits = self._splits(records)
         feats = torch.stack([r['feat'] for r in records])
-        groups = group_by_domain([r.get('domain') for r in records])
+        groups = group_by_domain(record_domains(records, (self.dataset_meta or {}).get('domains')))
         if groups is not None:
             return self._compute_per_domain(feats, records, splits, groups)
         return self._score(feats, records, splits)
