@@ -1,6 +1,7 @@
 """Data sets, the P×K sampler and transforms; importing registers them."""
 
 from promptsg.datasets import (  # noqa: F401
+    concat,
     cuhk03,
     duke,
     folder,

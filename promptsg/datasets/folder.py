@@ -6,11 +6,25 @@ import csv
 import os
 import re
 
+from PIL import Image
+
 from promptsg.datasets.base import ReIDDataset
 from promptsg.errors import ConfigError, DataError
 from promptsg.registry import DATASETS
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+def _decodable_extensions() -> tuple[str, ...]:
+    """File extensions of every format this PIL build can open (``.jpg``, ``.png``, ``.pgm``, ...)."""
+    Image.init()
+    return tuple(
+        sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    )
+
+
+#: Image file extensions: those PIL registers for a format it decodes.
+IMG_EXTENSIONS = _decodable_extensions()
+#: How messages name them (the full list is long).
+IMG_EXTENSIONS_HINT = '.jpg, .png, .bmp, .tif, .webp, .pgm, .ppm or another format PIL decodes'
 TRUE_WORDS = ('1', 'true', 'yes', 'query', 'q')
 FALSE_WORDS = ('0', 'false', 'no', 'gallery', 'g')
 
@@ -91,9 +105,7 @@ class FolderDataset(ReIDDataset):
                 if f.lower().endswith(IMG_EXTENSIONS) and os.path.isfile(os.path.join(folder, f))
             )
             if not files:
-                raise DataError(
-                    f'identity folder {folder!r} has no images ({", ".join(IMG_EXTENSIONS)})'
-                )
+                raise DataError(f'identity folder {folder!r} has no images ({IMG_EXTENSIONS_HINT})')
             found[name] = files
         if not found:
             raise DataError(f'no identity folders (one folder per identity) under {path}')

@@ -39,7 +39,8 @@ class MSMT17(ReIDDataset):
       images above (see :mod:`promptsg.datasets.holdout`); with ``dict(mode='list')`` the
       ``list_val.txt`` images are the queries and the ``list_train.txt`` images the gallery
       (then ``train_with_val=False`` so that training never sees a val query).
-    - ``query`` / ``gallery`` / ``test`` (query then gallery): the test lists, raw pids.
+    - ``query`` / ``gallery`` / ``test`` (query then gallery): the test lists, raw pids (the
+      test ids are numbered from 0 again: test pid 0 is not training pid 0).
 
     Args:
         data_root: the ``MSMT17_V1`` or ``MSMT17_V2`` folder.

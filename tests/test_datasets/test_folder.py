@@ -137,3 +137,27 @@ def test_csv_bad_input(tmp_path):
         build_csv(tmp_path, tmp_path / 'absent.csv')
     with pytest.raises(ConfigError, match='ann_file'):
         build_csv(tmp_path, '')
+
+
+def test_folder_accepts_every_format_pil_decodes(tmp_path):
+    """PGM/PPM identity folders (and other PIL formats) load; other files are still ignored."""
+    (tmp_path / 'a').mkdir()
+    Image.new('L', (8, 8), 50).save(tmp_path / 'a' / 'a_0.pgm')
+    Image.new('RGB', (8, 8)).save(tmp_path / 'a' / 'a_1.ppm')
+    (tmp_path / 'b').mkdir()
+    Image.new('RGB', (8, 8)).save(tmp_path / 'b' / 'b_0.tga')
+    (tmp_path / 'b' / 'notes.txt').write_text('ignored')
+    dataset = DATASETS.build(
+        dict(
+            type='FolderDataset',
+            data_root=str(tmp_path),
+            pipeline=[dict(type='LoadImage'), dict(type='PackReIDInputs')],
+        )
+    )
+    names = sorted(os.path.basename(s['img_path']) for s in dataset.data_list)
+    assert names == ['a_0.pgm', 'a_1.ppm', 'b_0.tga']
+    assert dataset[0]['inputs'].shape == (3, 8, 8)  # greyscale PGM read as RGB
+    (tmp_path / 'c').mkdir()
+    (tmp_path / 'c' / 'notes.txt').write_text('no image here')
+    with pytest.raises(DataError, match=r"/c' has no images \(.jpg, .png, .*\.pgm"):
+        build_folder(tmp_path)
