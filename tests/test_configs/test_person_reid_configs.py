@@ -14,8 +14,10 @@ import json
 import math
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -24,7 +26,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
 
+from promptsg.engine import runner as engine_runner
 from promptsg.engine.config import fill_num_classes, load_config
+from promptsg.engine.runner import build_runner, summary_line
 from promptsg.registry import DATASETS, HOOKS, MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +39,7 @@ PAPER_CONFIGS = sorted(
     for p in (CONFIGS / folder).glob('*_1xb64_*.py')
 )
 TINY_CONFIG = 'promptsg/promptsg_tiny-vit_1xb32_cuhk03-mini.py'
+CROSS_DOMAIN_CONFIG = 'promptsg/promptsg_vit-b16_1xb64_market1501-cross-domain.py'
 TINY = {'CLIPViT': 'tiny-vit', 'CLIPResNet': 'tiny-rn'}
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 NUM_TRAIN_IDS = 10  # val_holdout size 0.1 holds out 1; 9 left for one P x K batch of 4 x 4
@@ -47,8 +52,10 @@ def small(size) -> tuple[int, int]:
 
 
 def _image(path: Path) -> None:
+    """A 16x32 noise image, seeded by its file name (other sets, other pixels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new('RGB', (16, 32), (len(path.name) * 7 % 256, 80, 160)).save(path)
+    rng = np.random.default_rng(zlib.crc32(path.name.encode()))
+    Image.fromarray(rng.integers(0, 256, (32, 16, 3), dtype=np.uint8)).save(path)
 
 
 def market_layout(root: Path, name) -> Path:
@@ -128,7 +135,8 @@ def tiny_options(cfg: Config, data_root: Path) -> dict:
         options[f'{loader}.dataset.pipeline'] = [
             {**t, 'size': size} if 'size' in t else dict(t) for t in cfg[loader].dataset.pipeline
         ]
-        options[f'{loader}.dataset.data_root'] = str(data_root)
+        if cfg[loader].dataset.type != 'ConcatReIDDataset':  # members have their own roots
+            options[f'{loader}.dataset.data_root'] = str(data_root)
         options[f'{loader}.num_workers'] = 0
     return options
 
@@ -274,3 +282,31 @@ def test_tiny_cuhk03_mini_config_trains_validates_and_tests(shared_data, tmp_pat
     metrics = json.loads((work_dir / 'test_metrics.json').read_text())
     assert metrics['reid/num_valid_queries'] == 100  # every test query, none from validation
     assert list(work_dir.glob('best_*.pth'))
+
+
+@pytest.mark.slow
+def test_cross_domain_config_trains_on_market_and_reports_each_test_set(tmp_path):
+    """Train (one epoch, tiny) on a Market fixture, validate on its held-out ids, test the best
+    checkpoint on Market + Duke + MSMT17 fixtures: each test set reported on its own."""
+    market = market_layout(tmp_path / 'market', market_name)
+    roots = [market, market_layout(tmp_path / 'duke', duke_name), msmt17_layout(tmp_path / 'msmt')]
+    spec = load_config(str(CONFIGS / CROSS_DOMAIN_CONFIG))
+    options = tiny_options(spec, market)
+    options.update(
+        {f'test_dataloader.dataset.datasets.{i}.data_root': str(r) for i, r in enumerate(roots)}
+    )
+    options.update({'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1})
+    cfg = load_config(str(CONFIGS / CROSS_DOMAIN_CONFIG), options)
+    runner = build_runner(cfg, work_dir=str(tmp_path / 'work'))
+    runner.train()
+    metrics = engine_runner.test_best_checkpoint(runner)
+
+    names = ('market1501', 'dukemtmcreid', 'msmt17')
+    for key in ('rank1', 'mAP'):
+        per_set = [metrics[f'reid/{name}/{key}'] for name in names]
+        assert metrics[f'reid/{key}'] == pytest.approx(sum(per_set) / 3)
+    # every test set's own 6 queries (3 ids x 2 cameras), each matched in its own gallery only
+    assert [metrics[f'reid/{name}/num_valid_queries'] for name in names] == [6, 6, 6]
+    line = summary_line(metrics)
+    assert '(mean of 3 test sets)' in line
+    assert all(f'{name}: Rank-1' in line for name in names)
