@@ -39,7 +39,7 @@ PAPER_CONFIGS = sorted(
     for p in (CONFIGS / folder).glob('*_1xb64_*.py')
     if not p.stem.endswith('-cross-domain')  # tested end to end below
 )
-TINY_CONFIG = 'promptsg/promptsg_tiny-vit_1xb32_cuhk03-mini.py'
+TINY_CONFIG = 'promptsg/promptsg_tiny-rn_1xb32_cuhk03-mini.py'
 CROSS_DOMAIN_CONFIG = 'promptsg/promptsg_vit-b16_1xb64_market1501-cross-domain.py'
 TINY = {'CLIPViT': 'tiny-vit', 'CLIPResNet': 'tiny-rn'}
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -59,9 +59,10 @@ def _image(path: Path) -> None:
     Image.fromarray(rng.integers(0, 256, (32, 16, 3), dtype=np.uint8)).save(path)
 
 
-def market_layout(root: Path, name) -> Path:
+def market_layout(root: Path, name, junk: bool = True) -> Path:
     """``bounding_box_train/``, ``query/``, ``bounding_box_test/`` with ``name(pid, cam, i)``
-    files: 10 training ids and 3 test ids, 2 cameras, 4 images per id per folder, junk too."""
+    files: 10 training ids (4 images each) and 3 test ids (2 query, 2 gallery), 2 cameras, and a junk
+    image (pid -1) in the gallery unless ``junk=False``."""
     for pid in range(1, NUM_TRAIN_IDS + 1):
         for i in range(4):
             _image(root / 'bounding_box_train' / name(pid, i % 2 + 1, i))
@@ -69,7 +70,8 @@ def market_layout(root: Path, name) -> Path:
         for cam in (1, 2):
             _image(root / 'query' / name(pid, cam, 0))
             _image(root / 'bounding_box_test' / name(pid, 3 - cam, 1))
-    _image(root / 'bounding_box_test' / name(-1, 1, 9))  # junk
+    if junk:
+        _image(root / 'bounding_box_test' / name(-1, 1, 9))
     return root
 
 
@@ -82,7 +84,11 @@ def duke_name(pid, cam, i):
 
 
 def cuhk03_name(pid, cam, i):
-    return f'{max(pid, 0):04d}_c{cam}_{i + 1}.png'
+    return f'{pid:04d}_c{cam}_{i + 1}.png'
+
+
+def veri_name(pid, cam, i):
+    return f'{pid:04d}_c{cam:03d}_{16450 + i:08d}_0.jpg' if pid >= 0 else f'-1_c{cam:03d}_{i}_0.jpg'
 
 
 def msmt17_layout(root: Path) -> Path:
@@ -113,11 +119,18 @@ def make_fixture(dataset_type: str, root: Path) -> Path:
     if dataset_type in ('DukeMTMCreID', 'OccludedDuke'):
         return market_layout(root, duke_name)
     if dataset_type == 'CUHK03NP':
-        market_layout(root / 'labeled', cuhk03_name)
-        market_layout(root / 'detected', cuhk03_name)
+        market_layout(root / 'labeled', cuhk03_name, junk=False)  # CUHK03-NP has no junk
+        market_layout(root / 'detected', cuhk03_name, junk=False)
         return root
     if dataset_type == 'MSMT17':
         return msmt17_layout(root)
+    if dataset_type == 'VeRi776':
+        folders = {'bounding_box_train': 'image_train', 'query': 'image_query'}
+        folders['bounding_box_test'] = 'image_test'
+        market_layout(root, veri_name)
+        for market, veri in folders.items():
+            (root / market).rename(root / veri)
+        return root
     raise AssertionError(f'no fixture for {dataset_type}')
 
 
@@ -146,6 +159,27 @@ def tiny_options(cfg: Config, data_root: Path) -> dict:
 def promptsg_scope():
     with DefaultScope.overwrite_default_scope('promptsg'):
         yield
+
+
+@pytest.mark.parametrize(
+    'base',
+    sorted(p.name for p in (CONFIGS / '_base_' / 'datasets').glob('*.py') if 'hands' not in p.name),
+)
+def test_dataset_base_builds_train_val_test_on_its_layout(base, tmp_path):
+    spec = load_config(str(CONFIGS / '_base_' / 'datasets' / base))
+    data_root = make_fixture(spec.train_dataloader.dataset.type, tmp_path / 'data')
+    cfg = load_config(str(CONFIGS / '_base_' / 'datasets' / base), data_root=str(data_root))
+    built = {
+        loader: DATASETS.build(dict(cfg[loader].dataset.to_dict(), pipeline=[]))
+        for loader in LOADERS
+    }
+    assert built['train_dataloader'].metainfo['num_classes'] == NUM_TRAIN_IDS - 1
+    val, test = built['val_dataloader'], built['test_dataloader']
+    assert 0 < sum(val.get_data_info(i)['is_query'] for i in range(len(val))) < len(val)
+    assert sum(test.get_data_info(i)['is_query'] for i in range(len(test))) == 6  # 3 ids x 2 cams
+    assert {test.get_data_info(i)['pid'] for i in range(len(test))} == (
+        {0, 1, 2} if spec.train_dataloader.dataset.type == 'MSMT17' else {100, 101, 102}
+    )  # junk (pid -1) dropped
 
 
 def test_every_dataset_and_method_has_a_config():
