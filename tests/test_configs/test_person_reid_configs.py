@@ -61,8 +61,8 @@ def _image(path: Path) -> None:
 
 def market_layout(root: Path, name, junk: bool = True) -> Path:
     """``bounding_box_train/``, ``query/``, ``bounding_box_test/`` with ``name(pid, cam, i)``
-    files: 10 training ids (4 images each) and 3 test ids (2 query, 2 gallery), 2 cameras, and a junk
-    image (pid -1) in the gallery unless ``junk=False``."""
+    files: 10 training ids (4 images each), 3 test ids (2 query, 2 gallery images each), 2
+    cameras, and a junk image (pid -1) in the gallery unless ``junk=False``."""
     for pid in range(1, NUM_TRAIN_IDS + 1):
         for i in range(4):
             _image(root / 'bounding_box_train' / name(pid, i % 2 + 1, i))
