@@ -147,3 +147,15 @@ def test_summary_line_prints_every_test_set():
     assert 'split' not in line
     plain = summary_line({'reid/rank1': 1.0, 'reid/mAP': 2.0, 'reid/split0/mAP': 2.0})
     assert plain == 'Rank-1 1.00  mAP 2.00'
+
+
+def test_domains_from_dataset_meta_ranges():
+    """A ConcatReIDDataset's metainfo['domains'] ({name: [start, stop)} of sample_idx) is enough."""
+    x = domain_records('x', 0, seed=0, noise=0.5)
+    y = domain_records('y', 24, seed=1, noise=0.5)
+    metric = ReIDMetric()
+    metric.dataset_meta = {'domains': {'x': [0, 24], 'y': [24, 48]}}
+    metric.process({}, [{k: v for k, v in r.items() if k != 'domain'} for r in x + y])
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['x/mAP'] == pytest.approx(alone(x)['mAP'])
+    assert metrics['y/mAP'] == pytest.approx(alone(y)['mAP'])
