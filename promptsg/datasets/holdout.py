@@ -64,6 +64,37 @@ def check_val_holdout(
     return cfg
 
 
+def check_holdout_split(
+    owner: str,
+    split: str | None,
+    val_holdout: dict | None,
+    modes: Sequence[str] = MODES,
+    evaluation: bool = False,
+    accepts: Sequence[str | None] = ('train', 'val'),
+) -> None:
+    """ConfigError unless ``split`` and ``val_holdout`` go together.
+
+    ``split='val'`` needs a holdout; a holdout needs a split in ``accepts`` (data sets with test
+    splits accept them too, which ignore it, so one dict can serve every config) and a training
+    set, not one with its own query/gallery (``evaluation``).
+    """
+    if val_holdout is None:
+        if split == 'val':
+            choices = ' or '.join(f"dict(mode='{m}', ...)" for m in modes)
+            raise ConfigError(
+                f"{owner} split='val' needs val_holdout={choices} (the same in the train "
+                'config): validation is carved from training ids, never from test images'
+            )
+        return
+    if evaluation:
+        raise ConfigError(
+            f'{owner} val_holdout carves validation from a training set; this one has its own '
+            'query/gallery'
+        )
+    if split not in accepts:
+        raise ConfigError(f"{owner} val_holdout needs split='train' or split='val', got {split!r}")
+
+
 def split_train_val(samples: list[dict], val_holdout: dict, split: str, owner: str) -> list[dict]:
     """The ``'train'`` or ``'val'`` part of the training ``samples`` under ``val_holdout``.
 
@@ -111,3 +142,25 @@ def _flag_queries(samples: list[dict], query: list[int], owner: str, what: str) 
         )
     query = set(query)
     return [dict(s, is_query=i in query) for i, s in enumerate(samples)]
+
+
+class HoldoutMixin:
+    """``val_holdout`` for a generic training set (folder or CSV): ``split='train'``/``'val'``.
+
+    Without a holdout such a set may still be a ready-made validation set (its own query and
+    gallery) under any split name. Call :meth:`_init_holdout` before ``ReIDDataset.__init__``
+    and return ``self._apply_holdout(samples)`` from ``load_samples``.
+    """
+
+    def _init_holdout(self, val_holdout: dict | None, split: str | None, evaluation: bool) -> None:
+        owner = type(self).__name__
+        self.val_holdout = check_val_holdout(val_holdout, owner)
+        if self.val_holdout is not None:
+            check_holdout_split(owner, split, self.val_holdout, evaluation=evaluation)
+
+    def _apply_holdout(self, samples: list[dict]) -> list[dict]:
+        if self.val_holdout is None:
+            return samples
+        if any('is_query' in s for s in samples):
+            check_holdout_split(type(self).__name__, self.split, self.val_holdout, evaluation=True)
+        return split_train_val(samples, self.val_holdout, self.split, type(self).__name__)

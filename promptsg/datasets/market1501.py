@@ -6,8 +6,8 @@ import os
 import re
 
 from promptsg.datasets.base import ReIDDataset
-from promptsg.datasets.holdout import check_val_holdout, split_train_val
-from promptsg.errors import ConfigError, DataError
+from promptsg.datasets.holdout import check_holdout_split, check_val_holdout, split_train_val
+from promptsg.errors import DataError
 from promptsg.registry import DATASETS
 
 #: ``PPPP_cCsS_FFFFFF_NN.jpg``: pid (``-1`` = junk) and camera.
@@ -50,8 +50,7 @@ class Market1501(ReIDDataset):
     ) -> None:
         owner = type(self).__name__
         self.val_holdout = check_val_holdout(val_holdout, owner, self.holdout_modes)
-        if split == 'val' and self.val_holdout is None:
-            raise ConfigError(_needs_holdout(owner, self.holdout_modes))
+        check_holdout_split(owner, split, self.val_holdout, self.holdout_modes, accepts=SPLITS)
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     def image_root(self) -> str:
@@ -97,11 +96,3 @@ class Market1501(ReIDDataset):
                 )
             )
         return samples
-
-
-def _needs_holdout(owner: str, modes) -> str:
-    choices = ' or '.join(f"dict(mode='{m}', ...)" for m in modes)
-    return (
-        f"{owner} split='val' needs val_holdout={choices} (the same in the train config): "
-        'validation is carved from training ids, never from test images'
-    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from promptsg.datasets.base import ReIDDataset
-from promptsg.datasets.holdout import check_val_holdout, split_train_val
-from promptsg.datasets.market1501 import SPLITS, _needs_holdout
+from promptsg.datasets.holdout import check_holdout_split, check_val_holdout, split_train_val
+from promptsg.datasets.market1501 import SPLITS
 from promptsg.errors import ConfigError, DataError
 from promptsg.registry import DATASETS
 
@@ -67,8 +67,7 @@ class MSMT17(ReIDDataset):
         if version not in ('auto', *VERSIONS):
             raise ConfigError(f'MSMT17 version={version!r} is invalid; choose from auto, V1, V2')
         self.val_holdout = check_val_holdout(val_holdout, 'MSMT17', self.holdout_modes)
-        if split == 'val' and self.val_holdout is None:
-            raise ConfigError(_needs_holdout('MSMT17', self.holdout_modes))
+        check_holdout_split('MSMT17', split, self.val_holdout, self.holdout_modes, accepts=SPLITS)
         if train_with_val and (self.val_holdout or {}).get('mode') == 'list':
             raise ConfigError(
                 "MSMT17 val_holdout=dict(mode='list') validates on list_val.txt: set "
