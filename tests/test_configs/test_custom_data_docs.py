@@ -88,20 +88,21 @@ def test_the_page_publishes_the_script_and_both_configs():
 @pytest.mark.parametrize('cameras', [True, False])
 def test_folder_config_builds_train_val_test(workspace, cameras):
     data = workspace / 'data' / 'my_reid'
-    identity_tree(data / 'train', range(1, 9), cameras)
-    identity_tree(data / 'val' / 'query', range(9, 11), cameras, per_id=2)
-    identity_tree(data / 'val' / 'gallery', range(9, 11), cameras, per_id=3)
-    identity_tree(data / 'test' / 'query', range(20, 23), cameras, per_id=2)
-    identity_tree(data / 'test' / 'gallery', range(20, 23), cameras, per_id=3)
+    identity_tree(data / 'train', range(1, 21), cameras)
+    identity_tree(data / 'test' / 'query', range(30, 33), cameras, per_id=2)
+    identity_tree(data / 'test' / 'gallery', range(30, 33), cameras, per_id=3)
     config = workspace / 'configs' / 'custom' / 'my_folder_reid.py'
     if not cameras:
         text = config.read_text().replace("camid_pattern = r'_c(\\d+)'", 'camid_pattern = None')
         config.write_text(text)
     built = build_all(config)
-    assert built['cfg'].model.num_classes == 8
+    assert built['cfg'].model.num_classes == 18  # 2 of 20 ids held out for validation
     train, val, test = (rows(built[loader]) for loader in LOADERS)
-    assert len(train) == 32 and {r['pid'] for r in train} == set(range(8))
-    assert sum(r['is_query'] for r in val) == 4 and sum(r['is_query'] for r in test) == 6
+    assert len(train) == 72 and {r['pid'] for r in train} == set(range(18))
+    assert {r['img_path'] for r in train}.isdisjoint(r['img_path'] for r in val)
+    assert len(val) == 8  # the 2 held-out ids' images
+    assert sum(r['is_query'] for r in val) == (4 if cameras else 2)
+    assert sum(r['is_query'] for r in test) == 6
     assert {r['camid'] for r in train} == ({1, 2} if cameras else {-1})
 
 
@@ -117,15 +118,16 @@ def test_make_lists_then_csv_config(workspace, cameras):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(cmd, cwd=workspace, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    assert 'train.csv: 72 images, 18 ids' in done.stdout  # 2 of 20 ids held out
-    with open(data / 'val.csv', newline='') as f:
+    assert 'train.csv: 80 images, 20 ids' in done.stdout
+    assert 'test.csv: 20 images, 5 ids' in done.stdout
+    with open(data / 'test.csv', newline='') as f:
         header = next(csv.reader(f))
     assert header == (
         ['path', 'pid', 'camid', 'is_query'] if cameras else ['path', 'pid', 'is_query']
     )
 
     built = build_all(workspace / 'configs' / 'custom' / 'my_csv_reid.py')
-    assert built['cfg'].model.num_classes == 18
+    assert built['cfg'].model.num_classes == 18  # 2 of 20 ids held out for validation
     train, val, test = (rows(built[loader]) for loader in LOADERS)
     train_paths = {r['img_path'] for r in train}
     assert train_paths.isdisjoint(r['img_path'] for r in val)  # validation ids not trained on
