@@ -29,6 +29,7 @@ from PIL import Image
 from promptsg.engine import runner as engine_runner
 from promptsg.engine.config import fill_num_classes, load_config
 from promptsg.engine.runner import build_runner, summary_line
+from promptsg.errors import ConfigError
 from promptsg.registry import DATASETS, HOOKS, MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -352,3 +353,9 @@ def test_cross_domain_config_trains_on_market_and_reports_each_test_set(tmp_path
     line = summary_line(metrics)
     assert '(mean of 3 test sets)' in line
     assert all(f'{name}: Rank-1' in line for name in names)
+
+
+def test_one_data_root_for_several_test_sets_is_a_config_error():
+    """--data-root would reach ConcatReIDDataset (no data_root) only at test time, after training."""
+    with pytest.raises(ConfigError, match=r'test_dataloader\.dataset\.datasets\.<i>\.data_root'):
+        load_config(str(CONFIGS / CROSS_DOMAIN_CONFIG), data_root='/data/market1501')
