@@ -3,7 +3,7 @@
 # DukeMTMC-reID and MSMT17. Each is scored on its own query/gallery and reported as
 # reid/<name>/...; reid/mAP, reid/rank1, ... are the mean over the three (docs/datasets.md).
 # Set each test set's folder with --cfg-options test_dataloader.dataset.datasets.<i>.data_root=...
-# (--data-root sets one folder for every loader, so it does not fit a run with several sets).
+# (--data-root names one folder, so with several test sets it is refused).
 _base_ = ['./promptsg_vit-b16_1xb64_market1501.py']
 
 test_dataloader = dict(
