@@ -172,6 +172,7 @@ def load_config(
     cfg = read_config(path)
     complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
     present = {k: v for k, v in path_options(data_root, pretrained).items() if _has_loader(cfg, k)}
+    _check_one_data_root(cfg, present)
     apply_cfg_options(cfg, present)
     apply_cfg_options(cfg, options)
     check_config_values(cfg)
@@ -211,6 +212,19 @@ def sync_sampler_batch_size(cfg: Config) -> None:
     sampler = loader.get('sampler') or {}
     if sampler.get('type') == 'PKSampler':
         sampler['batch_size'] = loader['batch_size']
+
+
+def _check_one_data_root(cfg: Config, options: dict) -> None:
+    """``--data-root`` names one folder: a loader over several data sets (``ConcatReIDDataset``)
+    needs one per member, so that is a ConfigError naming the options to use instead."""
+    for key in options:
+        loader = key.split('.')[0]
+        if key.endswith('.data_root') and cfg[loader].dataset.get('type') == 'ConcatReIDDataset':
+            raise ConfigError(
+                f'--data-root gives one folder, but {loader} reads several data sets '
+                f'(ConcatReIDDataset): set each with --cfg-options '
+                f'{loader}.dataset.datasets.<i>.data_root=FOLDER'
+            )
 
 
 def _has_loader(cfg: Config, key: str) -> bool:
