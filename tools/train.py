@@ -6,7 +6,6 @@ work dir with a previous run needs ``--resume`` or ``--overwrite`` (which moves 
 """
 
 import argparse
-import importlib.util
 import os.path as osp
 import sys
 
@@ -27,6 +26,7 @@ from promptsg.engine.runner import (  # noqa: E402
 )
 from promptsg.engine.workdir import claim_work_dir  # noqa: E402
 from promptsg.errors import ConfigError, RunInterrupted  # noqa: E402
+from promptsg.optional import check_vis_backends  # noqa: E402
 
 AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 
@@ -60,9 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def add_tensorboard(cfg) -> None:
-    """Add mmengine's TensorBoard backend to the visualizer (needs tensorboard installed)."""
-    if importlib.util.find_spec('tensorboard') is None:
-        raise ConfigError('--tensorboard needs the tensorboard package: pip install tensorboard')
+    """Add mmengine's TensorBoard backend to the visualizer (checked by ``check_vis_backends``)."""
     backends = list(cfg.visualizer.get('vis_backends') or [])
     if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
         backends.append(dict(type='TensorboardVisBackend'))
@@ -93,6 +91,7 @@ def main(argv=None) -> None:
         cfg.optim_wrapper.dtype = AMP_DTYPES[args.amp]
     if args.tensorboard:
         add_tensorboard(cfg)
+    check_vis_backends(cfg)  # a missing logging package stops the run before the work dir exists
     work_dir = resolve_work_dir(cfg, args.work_dir)
     with claim_work_dir(work_dir, resume=args.resume is not None, overwrite=args.overwrite):
         check_datasets(cfg, ['val_dataloader'] + ([] if args.no_test else ['test_dataloader']))
