@@ -35,7 +35,7 @@ def _check_stages(stages) -> list[dict]:
                 f'TrainingStagesHook.stages[{i}] needs a name (str) and epochs (int >= 1); '
                 f'got {dict(stage)!r}'
             )
-        checked.append(dict(cache_features=False, **stage))
+        checked.append({'cache_features': False, **stage})
     names = [s['name'] for s in checked]
     if len(set(names)) != len(names):
         raise ConfigError(f'TrainingStagesHook: stage names repeat: {names}')

@@ -17,8 +17,6 @@ from promptsg.engine.optimizers.constructor import ReIDOptimWrapperConstructor
 from promptsg.errors import ConfigError
 from promptsg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-STAGE_KEYS = ('params', 'exclude', 'paramwise_cfg')
-
 
 class StageOptimWrapperDict(OptimWrapperDict):
     """The optimiser wrappers of the stages, by stage name; updates go to ``active``'s.
@@ -104,7 +102,8 @@ class StageOptimWrapperConstructor:
     Each key of ``optim_wrapper`` (besides ``constructor``) is a stage name whose value is an
     ordinary promptsg ``optim_wrapper`` (``optimizer``, ``paramwise_cfg``, ``clip_grad``, ...)
     plus ``params`` (name prefixes of the parameters it trains, default all) and ``exclude``
-    (prefixes it never trains)::
+    (prefixes it never trains). Other top-level keys (e.g. ``dtype`` from ``--amp``,
+    ``clip_grad``) apply to every stage that does not set them::
 
         optim_wrapper = dict(
             constructor='StageOptimWrapperConstructor',
@@ -119,15 +118,18 @@ class StageOptimWrapperConstructor:
                 'optim_wrapper.paramwise_cfg belongs inside a stage: optim_wrapper.<stage>.'
                 'paramwise_cfg'
             )
-        stages = {k: v for k, v in dict(optim_wrapper_cfg).items() if k != 'type'}
-        if not stages or not all(isinstance(v, dict) for v in stages.values()):
+        cfg = {k: v for k, v in dict(optim_wrapper_cfg).items() if k != 'type'}
+        stages = {k: v for k, v in cfg.items() if isinstance(v, dict) and 'optimizer' in v}
+        shared = {k: v for k, v in cfg.items() if k not in stages}
+        if not stages:
             raise ConfigError(
-                'optim_wrapper with StageOptimWrapperConstructor needs one dict per stage, '
-                f'e.g. prompt=dict(optimizer=...), image=dict(optimizer=...); got {sorted(stages)}'
+                'optim_wrapper with StageOptimWrapperConstructor needs one dict with an '
+                'optimizer per stage, e.g. prompt=dict(optimizer=...), image=dict(optimizer=...); '
+                f'got keys {sorted(cfg)}'
             )
         self.constructors = {}
         for name, stage_cfg in stages.items():
-            stage_cfg = dict(stage_cfg)
+            stage_cfg = {**shared, **stage_cfg}
             params = _prefixes(name, 'params', stage_cfg.pop('params', ()))
             exclude = _prefixes(name, 'exclude', stage_cfg.pop('exclude', ()))
             paramwise = stage_cfg.pop('paramwise_cfg', None)
