@@ -175,19 +175,10 @@ class CLIPReID(ReIDBaseline):
             self.backbone.train(was_training)
 
     # -- forward ---------------------------------------------------------------------------
-    def _side_info(self, data_samples: dict | None) -> dict:
-        """``camid`` (and ``viewid``) for a backbone with SIE switched on; else nothing."""
-        if not getattr(self.backbone, 'sie_enabled', False) or not data_samples:
-            return {}
-        side = {'camid': torch.as_tensor(data_samples['camid'])}
-        if 'viewid' in data_samples:
-            side['viewid'] = torch.as_tensor(data_samples['viewid'])
-        return side
-
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """``feat``/``img_feat`` (B, D) backbone global feature; ``text_bank`` (C, D) in
         training."""
-        global_feat, _ = self.backbone(inputs, **self._side_info(data_samples))
+        global_feat, _ = self.backbone(inputs, **self.side_info(data_samples))
         out = {'feat': global_feat, 'img_feat': global_feat}
         if self.training and self.text_bank is not None:
             out['text_bank'] = self.text_bank
