@@ -44,6 +44,11 @@ class ReIDDataset(BaseDataset):
             file that is not an image fails now, not mid-epoch); ``'full'`` decodes every image
             (also catches truncated files; slower); ``False`` checks presence only.
         test_mode: mmengine's flag; evaluation sets set it.
+        name: the data set's name in logs and in a concatenation's ``domain`` (default: the
+            class name lower-cased, e.g. ``'market1501'``).
+
+    Once built, the data set logs its statistics table (ids / images / cameras per subset, see
+    :mod:`promptsg.datasets.statistics`).
     """
 
     #: The valid ``split`` values of a subclass (empty: the data set has no splits).
@@ -60,8 +65,10 @@ class ReIDDataset(BaseDataset):
         test_mode: bool | None = None,
         metainfo: dict | None = None,
         lazy_init: bool = False,
+        name: str | None = None,
         **kwargs,
     ) -> None:
+        self.name = name or type(self).__name__.lower()
         if self.splits and split not in self.splits:
             raise ConfigError(
                 f"{type(self).__name__} split '{split}' is not one of {list(self.splits)}"
@@ -88,6 +95,22 @@ class ReIDDataset(BaseDataset):
             serialize_data=False,
             **kwargs,
         )
+
+    def full_init(self) -> None:
+        """Load the samples (mmengine's ``full_init``), then log the statistics table once."""
+        if self._fully_initialized:
+            return
+        super().full_init()
+        self.log_statistics()
+
+    def log_statistics(self) -> None:
+        """Log :func:`~promptsg.datasets.statistics.format_statistics` of this data set."""
+        from mmengine.logging import print_log
+
+        from promptsg.datasets.statistics import dataset_statistics, format_statistics
+
+        title = f'{type(self).__name__} ({self.split})' if self.split else type(self).__name__
+        print_log(format_statistics(title, dataset_statistics(self)), logger='current')
 
     def load_samples(self) -> list[dict]:
         """Return the raw samples of this data set (subclasses)."""

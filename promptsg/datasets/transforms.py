@@ -109,7 +109,8 @@ class RandomErasing(_ImageOp):
 
 @TRANSFORMS.register_module()
 class PackReIDInputs:
-    """Return ``{'inputs': (3, H, W) uint8, 'data_samples': {pid, camid, sample_idx, is_query, aspect}}``."""
+    """Return ``{'inputs': (3, H, W) uint8, 'data_samples': {pid, camid, sample_idx, is_query,
+    aspect, domain}}``; ``domain`` is the data set's name in a ``ConcatReIDDataset`` ('' else)."""
 
     def __call__(self, results: dict) -> dict:
         sample = {
@@ -118,5 +119,6 @@ class PackReIDInputs:
             'sample_idx': int(results.get('sample_idx', -1)),
             'is_query': bool(results.get('is_query', False)),
             'aspect': results.get('aspect', ''),
+            'domain': results.get('domain', ''),
         }
         return {'inputs': results['img'], 'data_samples': sample}

@@ -20,6 +20,7 @@ from promptsg.engine.checkpoint import latest_checkpoint
 from promptsg.engine.config import complete_optim_wrapper, fill_num_classes, sync_sampler_batch_size
 from promptsg.engine.fileio import atomic_write
 from promptsg.errors import CheckpointError, ConfigError
+from promptsg.evaluation.domains import SPLIT_NAME
 
 __all__ = ['build_runner', 'summary_line', 'test_best_checkpoint', 'write_metrics']
 
@@ -150,7 +151,25 @@ def write_metrics(metrics: dict, path: str) -> None:
 
 
 def summary_line(metrics: dict, prefix: str = 'reid') -> str:
-    """``Rank-1 93.20  Rank-5 ...  mAP 85.10`` from a metric dict (std appended when present)."""
+    """``Rank-1 93.20  Rank-5 ...  mAP 85.10`` from a metric dict (std appended when present).
+
+    With several test sets (``<prefix>/<domain>/mAP`` keys, see promptsg.evaluation.domains) the
+    flat figures are their mean and each test set follows: ``... | market1501: Rank-1 ...``.
+    """
+    line = _scores_text(metrics, prefix)
+    domains = [
+        key[len(prefix) + 1 : -len('/mAP')]
+        for key in metrics
+        if key.startswith(f'{prefix}/') and key.endswith('/mAP') and key.count('/') == 2
+    ]
+    domains = [d for d in domains if not SPLIT_NAME.match(d)]
+    if domains:
+        line += f' (mean of {len(domains)} test sets)'
+        line += ''.join(f'  |  {d}: {_scores_text(metrics, f"{prefix}/{d}")}' for d in domains)
+    return line
+
+
+def _scores_text(metrics: dict, prefix: str) -> str:
     parts = []
     for key, label in (
         ('rank1', 'Rank-1'),
