@@ -174,3 +174,77 @@ def test_killed_and_resumed_equals_uninterrupted(whole_run, kill_at, resumed_epo
     assert json.loads((work / 'test_metrics.json').read_text()) == json.loads(
         (whole / 'test_metrics.json').read_text()
     )
+
+
+def _constructor(**cfg):
+    from promptsg.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+    return OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type='StageOptimWrapperConstructor', optim_wrapper_cfg=cfg)
+    )
+
+
+def test_stage_optimisers_hold_their_parameters_and_share_top_level_options():
+    from mmengine.registry import DefaultScope
+
+    from promptsg.registry import MODELS
+
+    with DefaultScope.overwrite_default_scope('promptsg'):
+        model = MODELS.build(
+            dict(
+                type='CLIPReID',
+                num_classes=4,
+                backbone=dict(type='CLIPViT', arch='tiny-vit', img_size=(64, 32), pretrained=None),
+                head=dict(type='LinearClassifier'),
+                losses=dict(ce=dict(type='CrossEntropyLoss')),
+            )
+        )
+    wrapper = _constructor(
+        prompt=dict(optimizer=dict(type='Adam', lr=1e-2), params=['prompt_learner.']),
+        image=dict(
+            optimizer=dict(type='Adam', lr=1e-3),
+            exclude=['prompt_learner.'],
+            paramwise_cfg=dict(lr_clip_visual=1e-4),
+        ),
+        dtype='bfloat16',  # what tools/train.py --amp adds at the top level
+    )(model)
+    assert list(wrapper.keys()) == ['prompt', 'image']
+    names = {id(p): n for n, p in model.named_parameters()}
+    held = {
+        stage: {names[id(p)] for g in w.optimizer.param_groups for p in g['params']}
+        for stage, w in wrapper.items()
+    }
+    assert held['prompt'] == {'prompt_learner.identity_ctx'}
+    assert not any(
+        n.startswith(('prompt_learner.', 'backbone.text_encoder.')) for n in held['image']
+    )
+    assert any(n.startswith('backbone.visual.') for n in held['image'])
+    assert {g['lr'] for g in wrapper['image'].optimizer.param_groups} == {1e-4, 1e-3}
+    assert all(w.cast_dtype == torch.bfloat16 for w in wrapper.values())
+    wrapper.activate('image')
+    assert wrapper.optimizer is wrapper['image'].optimizer  # what lr logging reads
+    with pytest.raises(ConfigError, match="no optimiser for stage 'text'"):
+        wrapper.activate('text')
+
+
+def test_stage_optimiser_config_errors():
+    from mmengine.registry import DefaultScope
+
+    from promptsg.registry import MODELS
+
+    with pytest.raises(ConfigError, match='one dict with an optimizer per stage'):
+        _constructor(dtype='bfloat16')
+    with pytest.raises(ConfigError, match='params must be a list'):
+        _constructor(prompt=dict(optimizer=dict(type='Adam', lr=1e-2), params=[3]))
+    with DefaultScope.overwrite_default_scope('promptsg'):
+        model = MODELS.build(
+            dict(
+                type='ReIDBaseline',
+                num_classes=4,
+                backbone=dict(type='CLIPViT', arch='tiny-vit', img_size=(64, 32), pretrained=None),
+                losses=dict(t=dict(type='TripletLoss')),
+            )
+        )
+    build = _constructor(prompt=dict(optimizer=dict(type='Adam', lr=1e-2), params=['prompt_l']))
+    with pytest.raises(ConfigError, match='optim_wrapper.prompt: the stage has no parameters'):
+        build(model)
