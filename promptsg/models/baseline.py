@@ -132,9 +132,18 @@ class ReIDBaseline(BaseModel):
             if hasattr(module, 'set_epoch'):
                 module.set_epoch(epoch)
 
+    def side_info(self, data_samples: dict | None) -> dict:
+        """Backbone keyword arguments ``camid`` (and ``viewid``) (B,) when its SIE is on."""
+        if not getattr(self.backbone, 'sie_enabled', False) or not data_samples:
+            return {}
+        side = {'camid': torch.as_tensor(data_samples['camid'])}
+        if 'viewid' in data_samples:
+            side['viewid'] = torch.as_tensor(data_samples['viewid'])
+        return side
+
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """Return ``{'feat': (B, D) retrieval feature, 'img_feat': (B, D) backbone global}``."""
-        global_feat, _ = self.backbone(inputs)
+        global_feat, _ = self.backbone(inputs, **self.side_info(data_samples))
         return {'feat': global_feat, 'img_feat': global_feat}
 
     def forward(self, inputs: Tensor, data_samples: dict | None = None, mode: str = 'tensor'):
