@@ -40,10 +40,12 @@ from promptsg.evaluation.distance import (
 
 #: Re-ranking implementations selectable as ``rerank=dict(mode=...)``.
 RERANK_MODES = ('sparse', 'dense')
-#: Distances held at once while neighbour lists or re-ranked rows are computed.
-CHUNK_ELEMENTS = 1 << 24
+#: Distances held at once while neighbour lists are computed.
+CHUNK_ELEMENTS = 1 << 23
+#: Re-ranked distances yielded at once by :meth:`SparseRerank.chunks` (as cmc_map scores them).
+OUTPUT_ELEMENTS = 1 << 22
 #: (query entry, gallery entry) pairs joined at once in the inverted-index Jaccard step.
-PAIR_CHUNK = 1 << 23
+PAIR_CHUNK = 1 << 21
 #: Sets at least this large show progress bars by default.
 PROGRESS_MIN = 20000
 
@@ -169,7 +171,7 @@ class SparseRerank:
         gallery_feats: (G, D) features.
         metric: 'cosine' or 'euclidean'.
         k1, k2, lambda_value: as in :func:`k_reciprocal_rerank`.
-        chunk_size: rows of distances computed at once (None: about 16M distances).
+        chunk_size: rows of distances computed at once (None: about 8M distances).
         progress: show progress bars (None: when Q + G >= 20,000).
     """
 
@@ -317,7 +319,7 @@ class SparseRerank:
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[tuple[slice, Tensor]]:
         """Yield ``(query rows, re-ranked distances (c, G))`` over all queries in order."""
-        step = int(chunk_size or max(1, CHUNK_ELEMENTS // self.num_g))
+        step = int(chunk_size or max(1, OUTPUT_ELEMENTS // self.num_g))
         with self._bar(self.num_q, 'rerank: queries') as bar:
             for start in range(0, self.num_q, step):
                 rows = slice(start, min(start + step, self.num_q))
