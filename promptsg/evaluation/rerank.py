@@ -285,10 +285,11 @@ class SparseRerank:
     def _weights(self, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """V: ``exp(-d)`` over each row's members, normalised to sum 1 per row."""
         num = self.num_q + self.num_g
+        step = max(1, CHUNK_ELEMENTS // self.prepared[0].shape[1])  # pairs x D gathered at once
         vals = torch.cat(
             [
-                self._pair_squared(rows[s : s + PAIR_CHUNK], cols[s : s + PAIR_CHUNK])
-                for s in range(0, rows.numel(), PAIR_CHUNK)
+                self._pair_squared(rows[s : s + step], cols[s : s + step])
+                for s in range(0, rows.numel(), step)
             ]
         )
         vals = torch.exp(-(vals / self.row_max[rows]))

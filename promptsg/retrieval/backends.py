@@ -5,7 +5,8 @@ Index types (``index_cfg['type']``):
 
 * ``flat``: exact search (faiss ``IndexFlatIP``, or the torch fallback);
 * ``ivf``: inverted lists over ``nlist`` k-means cells, ``nprobe`` cells searched
-  (``IndexIVFFlat``);
+  (``IndexIVFFlat``); ``train_size`` images (a seeded random sample; None: all, of which faiss
+  keeps at most 256 per cell) learn the cells;
 * ``hnsw``: a graph of ``m`` links per node, ``ef_construction`` / ``ef_search`` beam widths
   (``IndexHNSWFlat``);
 * ``ivfpq``: inverted lists of product-quantised codes, ``pq_m`` sub-vectors of ``pq_bits`` bits
@@ -28,9 +29,9 @@ BACKENDS = ('auto', 'faiss', 'torch')
 #: Options of each index type and their defaults (``nlist`` None: about 4 * sqrt(N)).
 INDEX_OPTIONS = {
     'flat': {},
-    'ivf': {'nlist': None, 'nprobe': 16},
+    'ivf': {'nlist': None, 'nprobe': 16, 'train_size': None},
     'hnsw': {'m': 32, 'ef_construction': 80, 'ef_search': 64},
-    'ivfpq': {'nlist': None, 'nprobe': 16, 'pq_m': 64, 'pq_bits': 8},
+    'ivfpq': {'nlist': None, 'nprobe': 16, 'pq_m': 64, 'pq_bits': 8, 'train_size': None},
 }
 FAISS_HINT = 'pip install faiss-cpu (or pip install promptsg[faiss])'
 #: Gallery rows scored at once by the torch fallback.
@@ -186,6 +187,10 @@ class FaissIndex:
         """Build the index and learn its cells / codebooks from ``feats`` (N, D)."""
         self.index = self._build(feats.shape[0])
         if not self.index.is_trained:
+            size = self.cfg.get('train_size')
+            if size and size < feats.shape[0]:
+                pick = np.random.default_rng(0).choice(feats.shape[0], size, replace=False)
+                feats = feats[np.sort(pick)]
             self.index.train(feats)
         self._set_search_params()
 
