@@ -92,6 +92,7 @@ def test_save_load_extend_round_trip(tmp_path, backend):
     'cfg,min_recall',
     [
         (dict(type='ivf', nlist=8, nprobe=8), 1.0),  # every cell searched: exact
+        (dict(type='ivf', nlist=8, nprobe=8, train_size=400), 1.0),  # cells from a sample
         (dict(type='hnsw', m=16, ef_search=128), 0.95),
         (dict(type='ivfpq', nlist=4, nprobe=4, pq_m=8, pq_bits=6), 0.5),
     ],
