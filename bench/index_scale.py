@@ -40,8 +40,8 @@ SIZES = {'full': (1_000_000, 1000), 'quick': (100_000, 1000), 'smoke': (4000, 50
 CONFIGS = {
     'full': [
         dict(type='ivf', nlist=1024, nprobe=16, train_size=65536),
-        dict(type='hnsw', m=16, ef_construction=40, ef_search=64),
         dict(type='ivfpq', nlist=1024, nprobe=16, pq_m=64, pq_bits=8, train_size=65536),
+        dict(type='hnsw', m=16, ef_construction=40, ef_search=64),
     ],
     'quick': [
         dict(type='ivf', nlist=256, nprobe=16),
@@ -152,6 +152,7 @@ def main(argv=None) -> list[dict]:
     baseline = measure({'type': 'flat'}, exact_backend, gallery, paths, query, args.singles)
     exact = baseline['rows']
     rows.append(baseline)
+    print(f'done: {json.dumps({k: v for k, v in baseline.items() if k != "rows"})}', flush=True)
     if have_faiss and not args.skip_torch:
         rows.append(measure({'type': 'flat'}, 'torch', gallery, paths, query, args.singles, exact))
     if have_faiss:
