@@ -158,7 +158,8 @@ def main(argv=None) -> list[dict]:
     if have_faiss:
         for cfg in CONFIGS[mode_name]:
             rows.append(measure(cfg, 'faiss', gallery, paths, query, args.singles, exact))
-            print(f'{cfg["type"]} done', flush=True)
+            done = {k: v for k, v in rows[-1].items() if k != 'rows'}
+            print(f'done: {json.dumps(done)}', flush=True)
     else:
         print('faiss is not installed: only the exact torch index (pip install faiss-cpu)')
     base = rows[0]
