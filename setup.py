@@ -24,7 +24,10 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['promptsg', 'promptsg.*']),
     install_requires=read_requirements('requirements.txt'),
-    extras_require={'dev': read_requirements('requirements-dev.txt')},
+    extras_require={
+        'dev': read_requirements('requirements-dev.txt'),
+        'faiss': ['faiss-cpu>=1.8'],
+    },
     entry_points={'console_scripts': ['promptsg=promptsg.__main__:main']},
     license='Apache-2.0',
 )

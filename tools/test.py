@@ -2,6 +2,8 @@
 
 CHECKPOINT is a checkpoint file or a training work dir, whose best checkpoint (``best_*.pth``)
 is then evaluated; a work dir without one is an error, never a silent fall-back to the last.
+``--rerank sparse|dense`` and ``--aqe ALPHA`` switch on k-reciprocal re-ranking and (alpha-)
+query expansion in every ReIDMetric of ``test_evaluator``.
 """
 
 import argparse
@@ -19,6 +21,8 @@ from promptsg.engine.runner import (  # noqa: E402
     summary_line,
     write_metrics,
 )
+from promptsg.errors import ConfigError  # noqa: E402
+from promptsg.evaluation.rerank import RERANK_MODES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,8 +33,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--work-dir', help='where the test logs go')
     parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument(
+        '--rerank', choices=RERANK_MODES, help='k-reciprocal re-ranking (sparse: bounded memory)'
+    )
+    parser.add_argument(
+        '--aqe', type=float, metavar='ALPHA', help='query expansion, alpha-weighted (0: plain AQE)'
+    )
     add_run_args(parser)
     return parser.parse_args(argv)
+
+
+def set_retrieval_options(cfg, rerank: str | None, aqe: float | None) -> None:
+    """Switch re-ranking / query expansion on in each ReIDMetric of ``cfg.test_evaluator``."""
+    if rerank is None and aqe is None:
+        return
+    evaluator = cfg.get('test_evaluator')
+    metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+    metrics = [m for m in metrics if isinstance(m, dict) and m.get('type') == 'ReIDMetric']
+    if not metrics:
+        raise ConfigError('--rerank/--aqe need a ReIDMetric in test_evaluator; the config has none')
+    for metric in metrics:
+        if rerank is not None:
+            options = metric.get('rerank')
+            metric['rerank'] = dict(options if isinstance(options, dict) else {}, mode=rerank)
+        if aqe is not None:
+            options = metric.get('query_expansion')
+            metric['query_expansion'] = dict(
+                options if isinstance(options, dict) else {}, alpha=aqe
+            )
 
 
 def main(argv=None) -> dict:
@@ -38,6 +68,7 @@ def main(argv=None) -> dict:
     checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.pretrained)
     cfg.load_from, cfg.resume = checkpoint, False
+    set_retrieval_options(cfg, args.rerank, args.aqe)
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     runner = build_runner(cfg, args.work_dir, args.launcher)

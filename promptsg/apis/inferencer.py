@@ -296,3 +296,50 @@ class ReIDInferencer:
                 feats.append(self.embed_batch(batch))
                 bar.update(len(feats[-1]))
         return torch.cat(feats).numpy().astype(np.float32, copy=False)
+
+    # Querying a gallery index (promptsg.retrieval); kept apart from construction above.
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the weights, test pipeline, prompt and aspect (see GalleryIndex)."""
+        from promptsg.retrieval import model_fingerprint
+
+        key = (self.prompt, self.aspect)
+        if getattr(self, '_fingerprint_key', None) != key:
+            pipeline = [dict(t) for t in self._test_pipeline(self.cfg)]
+            self._fingerprint = model_fingerprint(self.model, pipeline, *key)
+            self._fingerprint_key = key
+        return self._fingerprint
+
+    def search(
+        self,
+        images,
+        index,
+        topk: int = 5,
+        camera_filter: bool = True,
+        exclude_self: bool = True,
+        progress: bool = True,
+    ):
+        """Embed ``images`` and search a :class:`~promptsg.retrieval.GalleryIndex` (or its file).
+
+        Paths, folders and lists give the queries' pids and cameras (see
+        :mod:`promptsg.apis.images`) for the camera rule; arrays and PIL images have none.
+        Returns a :class:`~promptsg.apis.retrieval.SearchResult` over the index's entries; an
+        index built by another model is a DataError.
+        """
+        from promptsg.apis.images import ImageRecord
+        from promptsg.apis.retrieval import search_index
+        from promptsg.retrieval import GalleryIndex
+
+        if not isinstance(index, GalleryIndex):
+            index = GalleryIndex.load(index)
+        inputs = [images] if isinstance(images, (str, os.PathLike)) else images
+        if isinstance(inputs, list) and all(isinstance(i, (str, os.PathLike)) for i in inputs):
+            query = [r for item in inputs for r in collect_images(item)]
+            images = [r.path for r in query]
+        else:
+            query = [ImageRecord(f'<image {i}>') for i in range(len(as_image_list(images)))]
+            exclude_self = False
+        feats = self(images, progress=progress)
+        return search_index(
+            query, feats, index, topk, exclude_self, camera_filter, self.fingerprint
+        )

@@ -37,56 +37,28 @@ import torch
 from torch import Tensor
 
 from promptsg.errors import ConfigError, DataError
-from promptsg.evaluation.rerank import k_reciprocal_rerank
+from promptsg.evaluation.distance import (
+    DISTANCE_METRICS,
+    check_choice,
+    check_feature_pair,
+    pairwise_distance,
+    prepare_features,
+    prepared_distance,
+    sort_key,
+)
+from promptsg.evaluation.query_expansion import average_query_expansion, check_query_expansion
+from promptsg.evaluation.rerank import (
+    RERANK_MODES,
+    SparseRerank,
+    check_rerank_args,
+    k_reciprocal_rerank,
+)
 
-DISTANCE_METRICS = ('cosine', 'euclidean')
 AP_MODES = ('standard', 'trapezoid')
 #: Distances held at once when ``chunk_size`` is None: chunks of ``2**22 // G`` queries.
 CHUNK_ELEMENTS = 1 << 22
 #: Most histogram bins per query (at most G / 8) over its matches' distances; speed only.
 HIST_BINS = 2048
-
-
-def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    """Raise ConfigError naming option ``name`` when ``value`` is not one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{name}='{value}' is not valid; choose one of: {', '.join(choices)}")
-
-
-def _check_feats(query: Tensor, gallery: Tensor) -> tuple[Tensor, Tensor]:
-    if query.dim() != 2 or gallery.dim() != 2 or query.shape[1] != gallery.shape[1]:
-        raise DataError(
-            f'query and gallery features must be (Q, D) and (G, D); got '
-            f'{tuple(query.shape)} and {tuple(gallery.shape)}'
-        )
-    if not query.is_floating_point():
-        query = query.float()
-    return query, gallery.to(query.dtype)
-
-
-def _prepare(feats: Tensor, metric: str) -> tuple[Tensor, Tensor | None]:
-    """Features ready for :func:`_distance`: L2-normalised (cosine) or with squared norms."""
-    if metric == 'cosine':
-        return torch.nn.functional.normalize(feats, dim=1), None
-    return feats, feats.pow(2).sum(1)
-
-
-def _distance(query: tuple, gallery: tuple, metric: str) -> Tensor:
-    (q, q_sq), (g, g_sq) = query, gallery
-    if metric == 'cosine':
-        return torch.mm(q, g.T).neg_().add_(1.0)
-    return torch.addmm(g_sq, q, g.T, alpha=-2.0).add_(q_sq[:, None]).clamp_min_(0.0).sqrt_()
-
-
-def pairwise_distance(query: Tensor, gallery: Tensor, metric: str = 'cosine') -> Tensor:
-    """Distances (Q, G) between query (Q, D) and gallery (G, D) features.
-
-    ``cosine``: ``1 - cos(q, g)`` (features are L2-normalised here); ``euclidean``: the true
-    (not squared) L2 distance, computed through one matrix product and clamped at 0.
-    """
-    check_choice('metric', metric, DISTANCE_METRICS)
-    query, gallery = _check_feats(query, gallery)
-    return _distance(_prepare(query, metric), _prepare(gallery, metric), metric)
 
 
 def _as_ids(values, name: str, length: int) -> Tensor:
@@ -177,20 +149,6 @@ def _pad_per_row(rows: Tensor, values: Tensor, counts: Tensor, fill: float) -> T
     return out
 
 
-def _order_key(values: Tensor) -> Tensor:
-    """int64 keys that sort like finite float ``values`` (integer sorts are much faster).
-
-    IEEE bits order non-negative floats; negative ones get their magnitude bits flipped.
-    ``-0.0`` is first turned into ``0.0`` so that the two tie, as they compare equal.
-    """
-    values = (values if values.dtype == torch.float64 else values.float()) + 0.0
-    if values.dtype == torch.float64:
-        bits, magnitude = values.view(torch.int64), 0x7FFFFFFFFFFFFFFF
-    else:
-        bits, magnitude = values.view(torch.int32), 0x7FFFFFFF
-    return torch.where(bits < 0, bits ^ magnitude, bits).long()
-
-
 def _query_scores(
     dist: Tensor,
     q_pids: Tensor,
@@ -242,7 +200,7 @@ def _query_scores(
     kind[rows, cols] = 1
     kind[junk_rows, junk_cols] = 2
     cand_bins = bins[cand_rows, cand_cols].long()
-    order = torch.argsort(_order_key(dist[cand_rows, cand_cols]), stable=True)
+    order = torch.argsort(sort_key(dist[cand_rows, cand_cols]), stable=True)
     order = order[torch.argsort(cand_bins[order], stable=True)]  # by bin, distance, index
     cand_bins, cand_kind = cand_bins[order], kind[cand_rows[order], cand_cols[order]]
     cand_rows = cand_rows[order]
@@ -348,13 +306,16 @@ def feature_cmc_map(
     g_pids = _as_ids(g_pids, 'g_pids', num_g)
     q_camids, g_camids = _camids_or_none(q_camids, g_camids, num_q, num_g, camera_filter)
 
-    query_feats, gallery_feats = _check_feats(query_feats, gallery_feats)
-    query, gallery_prep = _prepare(query_feats, metric), _prepare(gallery_feats, metric)
+    query_feats, gallery_feats = check_feature_pair(query_feats, gallery_feats)
+    query, gallery_prep = (
+        prepare_features(query_feats, metric),
+        prepare_features(gallery_feats, metric),
+    )
     gallery = _Gallery.build(g_pids, g_camids)
     parts = []
     for rows in _chunk_rows(num_q, num_g, chunk_size):
         chunk = tuple(None if t is None else t[rows] for t in query)
-        dist = _distance(chunk, gallery_prep, metric).detach().cpu()
+        dist = prepared_distance(chunk, gallery_prep, metric).detach().cpu()
         q_cam = None if q_camids is None else q_camids[rows]
         parts.append(_query_scores(dist, q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
     return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
@@ -382,6 +343,64 @@ def mean_std(per_split: Sequence[dict[str, float]]) -> tuple[dict[str, float], d
     return mean, std
 
 
+def _score_chunks(
+    chunks, q_pids, g_pids, q_camids, g_camids, topk, ap, camera_filter
+) -> dict[str, float]:
+    """:func:`cmc_map` over ``(query rows, distances (c, G))`` chunks covering all queries."""
+    check_choice('ap', ap, AP_MODES)
+    topk = _check_topk(topk)
+    num_q, num_g = len(q_pids), len(g_pids)
+    q_pids = _as_ids(q_pids, 'q_pids', num_q)
+    g_pids = _as_ids(g_pids, 'g_pids', num_g)
+    q_camids, g_camids = _camids_or_none(q_camids, g_camids, num_q, num_g, camera_filter)
+    gallery = _Gallery.build(g_pids, g_camids)
+    parts = []
+    for rows, dist in chunks:
+        q_cam = None if q_camids is None else q_camids[rows]
+        parts.append(_query_scores(dist, q_pids[rows], q_cam, gallery, ap == 'trapezoid'))
+    return _summarise(*(torch.cat(p) for p in zip(*parts)), topk)
+
+
+def rerank_options(rerank: bool | dict) -> dict | None:
+    """``rerank`` as k_reciprocal arguments plus ``mode`` ('sparse' default), None when off."""
+    if rerank is False or rerank is None:
+        return None
+    if rerank is True:
+        rerank = {}
+    if not isinstance(rerank, dict):
+        raise ConfigError(f'rerank={rerank!r} is not valid; give True, False or a dict')
+    allowed = ('mode', 'k1', 'k2', 'lambda_value', 'progress')
+    unknown = sorted(set(rerank) - set(allowed))
+    if unknown:
+        raise ConfigError(f'rerank has unknown key(s) {unknown}; valid: {", ".join(allowed)}')
+    options = dict(rerank)
+    check_choice('rerank.mode', options.setdefault('mode', 'sparse'), RERANK_MODES)
+    check_rerank_args(options.get('k1', 20), options.get('k2', 6), options.get('lambda_value', 0.3))
+    return options
+
+
+def query_expansion_options(query_expansion: bool | dict | None) -> dict | None:
+    """``query_expansion`` as :func:`average_query_expansion` arguments, None when off."""
+    if query_expansion is False or query_expansion is None:
+        return None
+    if query_expansion is True:
+        query_expansion = {}
+    if not isinstance(query_expansion, dict):
+        raise ConfigError(
+            f'query_expansion={query_expansion!r} is not valid; give True, False or a dict '
+            'such as dict(k=10, alpha=3.0)'
+        )
+    allowed = ('k', 'alpha', 'times')
+    unknown = sorted(set(query_expansion) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f'query_expansion has unknown key(s) {unknown}; valid: {", ".join(allowed)}'
+        )
+    options = {'k': 10, 'alpha': 3.0, 'times': 1, **query_expansion}
+    check_query_expansion(**options)
+    return options
+
+
 def multi_split_cmc_map(
     feats: Tensor,
     pids,
@@ -393,12 +412,17 @@ def multi_split_cmc_map(
     camera_filter: bool = True,
     chunk_size: int | None = None,
     rerank: bool | dict = False,
+    query_expansion: bool | dict | None = None,
 ) -> dict:
     """Score Monte-Carlo splits of one feature set (N, D) computed once.
 
     Each split is ``{'query': [i...], 'gallery': [j...]}`` with row indices into ``feats``.
-    ``rerank``: False, True (k-reciprocal defaults) or a dict of :func:`k_reciprocal_rerank`
-    arguments. Returns ``{'splits': [per-split dict], 'mean': dict, 'std': dict}``.
+    ``query_expansion``: None/False, True (fast-reid's alpha-QE defaults k=10, alpha=3) or a
+    dict of :func:`average_query_expansion` arguments, applied per split before any re-ranking.
+    ``rerank``: False, True (k-reciprocal defaults) or a dict of k1, k2, lambda_value and
+    ``mode``: 'sparse' (:class:`SparseRerank`, O((Q+G)·k) memory, the default) or 'dense'
+    (:func:`k_reciprocal_rerank`, O((Q+G)^2), the reference). Returns ``{'splits': [per-split
+    dict], 'mean': dict, 'std': dict}``.
     """
     check_choice('metric', metric, DISTANCE_METRICS)
     if not splits:
@@ -406,7 +430,8 @@ def multi_split_cmc_map(
     num = feats.shape[0]
     pids = _as_ids(pids, 'pids', num)
     camids = None if camids is None else _as_ids(camids, 'camids', num)
-    rerank_args = rerank if isinstance(rerank, dict) else ({} if rerank else None)
+    rerank_args = rerank_options(rerank)
+    qe_args = query_expansion_options(query_expansion)
 
     per_split = []
     for i, split in enumerate(splits):
@@ -414,19 +439,29 @@ def multi_split_cmc_map(
         g = _split_indices(split, 'gallery', num, i)
         q_cam = None if camids is None else camids[q]
         g_cam = None if camids is None else camids[g]
-        kwargs = dict(topk=topk, ap=ap, camera_filter=camera_filter, chunk_size=chunk_size)
+        kwargs = dict(topk=topk, ap=ap, camera_filter=camera_filter)
+        q_feats, g_feats = feats[q], feats[g]
+        if qe_args is not None:
+            q_feats, g_feats = average_query_expansion(q_feats, g_feats, **qe_args)
         if rerank_args is None:
             result = feature_cmc_map(
-                feats[q], feats[g], pids[q], pids[g], q_cam, g_cam, metric=metric, **kwargs
-            )
-        else:
+                q_feats, g_feats, pids[q], pids[g], q_cam, g_cam, metric=metric,
+                chunk_size=chunk_size, **kwargs
+            )  # fmt: skip
+        elif rerank_args['mode'] == 'dense':
+            args = {k: v for k, v in rerank_args.items() if k not in ('mode', 'progress')}
             dist = k_reciprocal_rerank(
-                pairwise_distance(feats[q], feats[g], metric),
-                pairwise_distance(feats[q], feats[q], metric),
-                pairwise_distance(feats[g], feats[g], metric),
-                **rerank_args,
+                pairwise_distance(q_feats, g_feats, metric),
+                pairwise_distance(q_feats, q_feats, metric),
+                pairwise_distance(g_feats, g_feats, metric),
+                **args,
             )
-            result = cmc_map(dist, pids[q], pids[g], q_cam, g_cam, **kwargs)
+            result = cmc_map(dist, pids[q], pids[g], q_cam, g_cam, chunk_size=chunk_size, **kwargs)
+        else:
+            args = {k: v for k, v in rerank_args.items() if k != 'mode'}
+            reranker = SparseRerank(q_feats, g_feats, metric, **args)
+            chunks = reranker.chunks(chunk_size)
+            result = _score_chunks(chunks, pids[q], pids[g], q_cam, g_cam, **kwargs)
         per_split.append(result)
     mean, std = mean_std(per_split)
     return {'splits': per_split, 'mean': mean, 'std': std}

@@ -22,6 +22,8 @@ from promptsg.evaluation.functional import (
     DISTANCE_METRICS,
     check_choice,
     multi_split_cmc_map,
+    query_expansion_options,
+    rerank_options,
 )
 from promptsg.registry import METRICS
 
@@ -43,7 +45,11 @@ class ReIDMetric(BaseMetric):
         camera_filter: ignore gallery entries with the query's pid and camid (camid >= 0).
         ap: 'standard' or 'trapezoid' (the hand papers' AP); see functional.cmc_map.
         topk: CMC ranks to report as 'rank<k>'.
-        rerank: False, True or a dict of k_reciprocal_rerank arguments (k1, k2, lambda_value).
+        rerank: False, True or a dict of k-reciprocal arguments (k1, k2, lambda_value) and
+            ``mode``: 'sparse' (default, O((Q+G)·k) memory) or 'dense' (the O((Q+G)^2)
+            reference); see functional.multi_split_cmc_map.
+        query_expansion: None, True (alpha-QE, k=10, alpha=3) or a dict (k, alpha, times;
+            alpha=0 is plain AQE) applied to query and gallery features before scoring.
         chunk_size: queries scored at once (None: about 4M distances per chunk).
     """
 
@@ -57,6 +63,7 @@ class ReIDMetric(BaseMetric):
         ap: str = 'standard',
         topk: Sequence[int] = (1, 5, 10),
         rerank: bool | dict = False,
+        query_expansion: bool | dict | None = None,
         prefix: str | None = 'reid',
         collect_device: str = 'cpu',
         chunk_size: int | None = None,
@@ -68,8 +75,8 @@ class ReIDMetric(BaseMetric):
         topk = tuple(int(k) for k in topk)
         if not topk or min(topk) < 1:
             raise ConfigError(f'topk={topk} is not valid; give positive ranks such as (1, 5, 10)')
-        if not isinstance(rerank, bool | dict):
-            raise ConfigError(f'rerank={rerank!r} is not valid; give True, False or a dict')
+        rerank_options(rerank)
+        query_expansion_options(query_expansion)
         if chunk_size is not None and int(chunk_size) < 1:
             raise ConfigError(f'chunk_size={chunk_size} is not valid; give a positive int or None')
         self.metric = metric
@@ -77,6 +84,7 @@ class ReIDMetric(BaseMetric):
         self.ap = ap
         self.topk = topk
         self.rerank = rerank
+        self.query_expansion = query_expansion
         self.chunk_size = chunk_size
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
@@ -154,6 +162,7 @@ class ReIDMetric(BaseMetric):
             camera_filter=self.camera_filter,
             chunk_size=self.chunk_size,
             rerank=self.rerank,
+            query_expansion=self.query_expansion,
         )
         keys = [f'rank{k}' for k in self.topk] + list(self.SCORE_KEYS)
         metrics = {key: scores['mean'][key] for key in keys}

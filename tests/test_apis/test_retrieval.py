@@ -89,3 +89,52 @@ def test_grid_has_the_documented_size_and_border_colours(tmp_path):
     centre = grid.getpixel((5 + cell_w + 3 + 10, 5 + 3 + 20))
     assert centre == (200, 0, 200)  # gallery image 0 is query 0's best match
     assert draw_result_grid(query, gallery, result, max_rows=1).size == grid_size(1, 2)
+
+
+def test_camera_rule_matches_the_metric_and_counts_valid_queries():
+    # pid 1 query on camera 0: its camera-0 twin is ignored, the camera-1 image counts
+    q = [ImageRecord('/q/0001_c1_a.png', '1', 0), ImageRecord('/q/0002_c1_b.png', '2', 0)]
+    g = [
+        ImageRecord('/g/0001_c1_x.png', '1', 0),
+        ImageRecord('/g/0001_c2_y.png', '1', 1),
+        ImageRecord('/g/0002_c1_z.png', '2', 0),
+        ImageRecord('/g/0003_c2_w.png', '3', 1),
+    ]
+    feats_q = _unit(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    feats_g = _unit(np.array([[1.0, 0.01], [0.5, 0.5], [0.1, 1.0], [0.9, 0.2]]))
+    result = search_records(q, g, feats_q, feats_g, topk=4)
+    assert result.indices[0].tolist() == [3, 1, 2, -1]  # row 0 (same pid and camera) skipped
+    assert result.has_match.tolist() == [True, False]  # pid 2's only image is on its camera
+    assert 'top-1 correct: 0/1 queries' in result.top1_summary()
+    assert 'pid and camera ignored, as the ReID metric' in result.rule
+    loose = search_records(q, g, feats_q, feats_g, topk=4, camera_filter=False)
+    assert loose.indices[0, 0] == 0 and loose.has_match.tolist() == [True, True]
+    assert 'camera filter off' in loose.top1_summary()
+
+
+def test_inferencer_searches_a_saved_index(
+    tiny_config, tiny_checkpoint, identity_folders, tmp_path
+):
+    from promptsg.apis import ReIDInferencer
+    from promptsg.apis.images import collect_images
+    from promptsg.retrieval import GalleryIndex
+
+    inferencer = ReIDInferencer(tiny_config, tiny_checkpoint)
+    records = collect_images(identity_folders)
+    feats = inferencer([r.path for r in records], progress=False)
+    index = GalleryIndex.build(
+        feats, [r.path for r in records], [r.pid for r in records],
+        fingerprint=inferencer.fingerprint,
+    )  # fmt: skip
+    index.save(tmp_path / 'g.idx')
+    result = inferencer.search(
+        str(identity_folders), str(tmp_path / 'g.idx'), topk=3, progress=False
+    )
+    want = search_records(records, records, feats, feats, topk=3)
+    np.testing.assert_array_equal(result.indices, want.indices)
+    assert not (result.indices == np.arange(len(records))[:, None]).any()  # own file excluded
+    arrays = inferencer.search(np.zeros((2, 32, 16, 3), np.uint8), index, topk=2, progress=False)
+    assert arrays.indices.shape == (2, 2) and (arrays.matches == UNKNOWN).all()
+    other = ReIDInferencer(tiny_config, tiny_checkpoint, prompt='composed')
+    with pytest.raises(DataError, match='another model'):
+        other.search(str(identity_folders), index, progress=False)

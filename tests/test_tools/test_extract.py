@@ -119,3 +119,41 @@ def test_cuhk03_mini_query_folder(checkpoint, shared_data, tmp_path, load_tool):
         pid, cam = re.match(r'(\d+)_c(\d+)', Path(row['path']).name).groups()
         assert row['pid'] == str(int(pid)) and row['camid'] == str(int(cam) - 1)
     assert {int(r['pid']) for r in rows} <= set(range(50, 100))
+
+
+def test_gallery_index_build_extend_and_errors(checkpoint, people, tmp_path, load_tool, capsys):
+    from promptsg.retrieval import GalleryIndex
+
+    tool = load_tool('extract')
+    index_file = tmp_path / 'gallery.idx'
+    base = [str(TINY_CONFIG), str(checkpoint), '--no-progress', '--gallery-index', str(index_file)]
+    feats = tool.main(base + [str(people)])
+    assert 'flat' in capsys.readouterr().out
+    index = GalleryIndex.load(index_file)
+    assert len(index) == 6 and sorted(index.pids) == ['11', '11', '20', '20', '3', '3']
+    assert index.dim == feats.shape[1]
+    assert index.fingerprint == ReIDInferencer(TINY_CONFIG, checkpoint).fingerprint
+    with pytest.raises(ConfigError, match='exists: pass --extend'):
+        tool.main(base + [str(people)])
+    more = tmp_path / 'more'
+    (more / '42').mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(draw_person(6, 42, i, (96, 48))).save(more / '42' / f'{i}.png')
+    tool.main(base + ['--extend', str(people), str(more)])  # people is already in it
+    assert '2 images added (6 already in it), 8 in all' in capsys.readouterr().out
+    extended = GalleryIndex.load(index_file)
+    assert len(extended) == 8 and extended.pids[-2:] == ['42', '42']
+    assert extended.paths[:6] == index.paths
+    other = tmp_path / 'other.idx'
+    with pytest.raises(ConfigError, match='KEY=INT'):
+        tool.main(base[:3] + [str(people), '--gallery-index', str(other), '--index-options', 'nl'])
+    with pytest.raises(ConfigError, match=r"no option\(s\) \['nlist'\]"):
+        tool.main(
+            base[:3] + [str(people), '--gallery-index', str(other), '--index-options', 'nlist=4']
+        )
+    with pytest.raises(ConfigError, match='--out.*--gallery-index'):
+        tool.main(base[:3] + [str(people)])
+    assert not other.exists()
+    # an index of another model (different prompt => different fingerprint) is refused
+    with pytest.raises(DataError, match='another model'):
+        tool.main(base + ['--extend', '--prompt', 'composed', str(people)])
