@@ -29,6 +29,23 @@ DEFAULT_LOSS_INPUTS = {
 NECK_FEATS = ('before', 'after')
 
 
+def loss_term_name(key: str) -> str:
+    """The term a loss configured under ``losses.<key>`` logs as: ``loss_<key>``.
+
+    ``losses.tri_mim`` logs ``loss_tri_mim``; a key that already contains 'loss' is kept.
+    An explicit ``loss_name`` in the loss config overrides it.
+    """
+    return key if 'loss' in key else f'loss_{key}'
+
+
+def _takes_loss_name(loss_type) -> bool:
+    try:
+        cls = LOSSES.get(loss_type) if isinstance(loss_type, str) else loss_type
+        return cls is not None and 'loss_name' in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @MODELS.register_module()
 class ReIDBaseline(BaseModel):
     """Backbone → neck (e.g. BNNeck) → classifier head, with any set of named losses.
@@ -38,7 +55,9 @@ class ReIDBaseline(BaseModel):
         num_classes: training identities (the config sets it from the data set).
         neck: optional neck config (``HEADS``, e.g. ``BNNeck``); ``in_channels`` is filled in.
         head: optional classifier config (``HEADS``); ``in_channels``/``num_classes`` filled in.
-        losses: ``{name: loss config or None (off)}``; each loss consumes the features named in its
+        losses: ``{name: loss config or None (off)}``; each loss logs as ``loss_<name>`` (unless
+            its config sets ``loss_name``; two losses logging the same term are a config error)
+            and consumes the features named in its
             ``inputs`` (defaults in ``DEFAULT_LOSS_INPUTS``) among ``feat`` (the training feature,
             before the neck), ``neck_feat``, ``logits``, ``img_feat`` (backbone global),
             ``text_feat`` (PromptSG) and ``pid``.
@@ -96,6 +115,19 @@ class ReIDBaseline(BaseModel):
             if cfg.get('type') == 'CenterLoss':
                 cfg.setdefault('num_classes', num_classes)
                 cfg.setdefault('feat_dim', self.feat_dim)
+            if _takes_loss_name(cfg.get('type')):
+                cfg.setdefault('loss_name', loss_term_name(name))
+                clash = [
+                    k
+                    for k, m in self.losses.items()
+                    if getattr(m, 'loss_name', None) == cfg['loss_name']
+                ]
+                if clash:
+                    raise ConfigError(
+                        f"losses.{name} and losses.{clash[0]} both log as '{cfg['loss_name']}': "
+                        'give one of them another loss_name (or drop its loss_name to log '
+                        'under its config key)'
+                    )
             self.losses[name] = LOSSES.build(cfg)
             self.loss_inputs[name] = tuple(inputs)
         if not self.losses:
@@ -162,7 +194,14 @@ class ReIDBaseline(BaseModel):
                     f'losses.{name} needs {missing}, which this model does not produce '
                     f'(it has {sorted(feats)})'
                 )
-            losses.update(loss(*(feats[k] for k in self.loss_inputs[name])))
+            terms = loss(*(feats[k] for k in self.loss_inputs[name]))
+            clash = sorted(set(terms) & set(losses))
+            if clash:
+                raise ConfigError(
+                    f'losses.{name} returns {clash}, which another loss already returned: '
+                    'give it another loss_name'
+                )
+            losses.update(terms)
         if self.loss_balancer is not None:
             losses = self.loss_balancer(losses)
         return losses
