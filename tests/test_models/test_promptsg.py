@@ -259,6 +259,46 @@ def test_fixed_prompt_inference_encodes_text_once(batch, monkeypatch):
     torch.testing.assert_close(outs[0][0]['feat'], outs[2][0]['feat'])
 
 
+def test_fixed_prompt_cache_is_a_float32_buffer_moved_by_to_and_not_saved(batch):
+    model = build(test_cfg=dict(prompt='fixed')).eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        model.test_step(copy.deepcopy(batch))
+    cache = model.fixed_prompt.features
+    assert cache.dtype == torch.float32 and cache.shape == (1, model.backbone.embed_dim)
+    assert 'fixed_prompt.features' in dict(model.named_buffers())
+    assert 'fixed_prompt.features' not in model.state_dict()
+    with torch.no_grad():
+        ref = model.backbone.text_encoder.encode_text(['A photo of a person.'])[0]
+    torch.testing.assert_close(cache[0], ref)
+    model.to(torch.float64)  # .to() reaches the cache (a device move works the same way)
+    assert model.fixed_prompt.features.dtype == torch.float64
+
+
+@pytest.mark.parametrize('loader', ['torch', 'mmengine'])
+def test_fixed_prompt_cache_is_cleared_when_weights_load(batch, loader):
+    from mmengine.runner.checkpoint import load_state_dict
+
+    model = build(test_cfg=dict(prompt='fixed')).eval()
+    with torch.no_grad():
+        before = model.test_step(copy.deepcopy(batch))[0]['feat']
+    other = build(test_cfg=dict(prompt='fixed'))
+    with torch.no_grad():
+        for p in other.backbone.text_encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    state = other.state_dict()
+    if loader == 'torch':
+        model.load_state_dict(state)
+    else:
+        load_state_dict(model, state)
+    assert model.fixed_prompt.features.numel() == 0
+    with torch.no_grad():
+        after = model.test_step(copy.deepcopy(batch))[0]['feat']
+        other.eval()
+        expected = other.test_step(copy.deepcopy(batch))[0]['feat']
+    torch.testing.assert_close(after, expected)
+    assert not torch.allclose(before, after)
+
+
 def test_composed_prompt_inference_encodes_every_batch(batch, monkeypatch):
     model = build(test_cfg=dict(prompt='composed')).eval()
     calls = _count_text_encoder_calls(model, monkeypatch)

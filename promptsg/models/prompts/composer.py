@@ -100,6 +100,9 @@ class FixedPrompt(nn.Module):
     """A fixed prompt ("A photo of a person.") encoded once per aspect and cached.
 
     Used at inference when speed matters (the paper: ~1.8× faster, 94.1 vs 94.6 mAP on Market).
+    The cache is a non-persistent float32 buffer ``features`` (A, D), one row per aspect seen
+    (``.to()`` moves it, checkpoints do not store it); it is computed with autocast off and
+    cleared whenever weights are loaded into the model and on ``train()`` (see :meth:`clear`).
     """
 
     def __init__(self, template: str = 'A photo of a person.', default_aspect: str = '') -> None:
@@ -111,15 +114,41 @@ class FixedPrompt(nn.Module):
             )
         self.template = template
         self.default_aspect = default_aspect
-        self._features: dict[str, Tensor] = {}
+        self.register_buffer('features', torch.empty(0), persistent=False)
+        self._aspects: dict[str, int] = {}  # aspect -> row of ``features``
+
+    def clear(self) -> None:
+        """Forget the cached text features (the text encoder's weights may have changed)."""
+        self.features = torch.empty(0, device=self.features.device)
+        self._aspects = {}
+
+    def train(self, mode: bool = True) -> FixedPrompt:
+        """Clear the cache on entering training, so DDP ranks hold buffers of equal shape."""
+        if mode:
+            self.clear()
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.clear()  # called whenever any ancestor loads a state dict
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _encode(self, aspects: set[str], text_encoder: nn.Module) -> None:
+        texts = [fill_aspect(self.template, a) for a in sorted(aspects)]
+        ids = text_encoder.tokenize(texts)
+        with torch.no_grad(), torch.autocast(ids.device.type, enabled=False):
+            new = text_encoder.encode_text(ids).float()
+        rows = [self.features] if self._aspects else []
+        self.features = torch.cat([*rows, new.to(self.features.device)])
+        for a in sorted(aspects):
+            self._aspects[a] = len(self._aspects)
 
     def forward(self, batch_size: int, text_encoder: nn.Module, aspects=None) -> Tensor:
-        """Text features (B, D) of the fixed prompt, computed once per aspect."""
+        """Text features (B, D), float32, of the fixed prompt, computed once per aspect."""
         aspects = [a or self.default_aspect for a in (aspects or [''] * batch_size)]
-        for a in set(aspects):
-            if a not in self._features:
-                device = next(text_encoder.parameters()).device
-                with torch.no_grad():
-                    ids = text_encoder.tokenize([fill_aspect(self.template, a)]).to(device)
-                    self._features[a] = text_encoder.encode_text(ids)[0]
-        return torch.stack([self._features[a] for a in aspects])
+        new = set(aspects) - set(self._aspects)
+        if new:
+            self._encode(new, text_encoder)
+        if len(self._aspects) == 1:
+            return self.features.expand(len(aspects), -1)
+        rows = torch.tensor([self._aspects[a] for a in aspects], device=self.features.device)
+        return self.features[rows]
