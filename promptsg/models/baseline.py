@@ -8,6 +8,7 @@ is shared.
 from __future__ import annotations
 
 import inspect
+import re
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,8 @@ DEFAULT_LOSS_INPUTS = {
     'SupConLoss': ('img_feat', 'text_feat', 'pid'),
 }
 NECK_FEATS = ('before', 'after')
+#: ``img_state_<k>``: the backbone's global feature read k blocks before the last (training).
+STATE_KEY = re.compile(r'img_state_(\d+)')
 
 
 def loss_term_name(key: str) -> str:
@@ -60,7 +63,9 @@ class ReIDBaseline(BaseModel):
             and consumes the features named in its
             ``inputs`` (defaults in ``DEFAULT_LOSS_INPUTS``) among ``feat`` (the training feature,
             before the neck), ``neck_feat``, ``logits``, ``img_feat`` (backbone global),
-            ``text_feat`` (PromptSG) and ``pid``.
+            ``text_feat`` (PromptSG), ``img_state_k`` (the backbone's global feature read k
+            blocks before the last, e.g. ``img_state_1``, ``img_state_2``; see the backbone's
+            ``forward_states``) and ``pid``.
         loss_balancer: optional balancer config (``LOSSES``, e.g. ``UncertaintyWeighting``).
         feat_dropout: dropout probability on the training feature (active in training only).
         test_cfg: ``neck_feat`` ('before' | 'after' the neck) and ``flip`` (average the image and
@@ -132,6 +137,21 @@ class ReIDBaseline(BaseModel):
             self.loss_inputs[name] = tuple(inputs)
         if not self.losses:
             raise ConfigError('model.losses is empty: name at least one loss')
+        self.visual_states = sorted(
+            {
+                int(match.group(1))
+                for inputs in self.loss_inputs.values()
+                for key in inputs
+                if (match := STATE_KEY.fullmatch(key))
+            }
+        )
+        if self.visual_states:
+            if not hasattr(self.backbone, 'forward_states'):
+                raise ConfigError(
+                    f'losses take {[f"img_state_{k}" for k in self.visual_states]}, but backbone '
+                    f'{type(self.backbone).__name__} has no forward_states'
+                )
+            self.backbone.check_states(self.visual_states)
         self.loss_balancer = LOSSES.build(loss_balancer) if loss_balancer else None
         self.test_cfg = {'neck_feat': 'before', 'flip': False, **(test_cfg or {})}
         if self.test_cfg['neck_feat'] not in NECK_FEATS:
@@ -162,10 +182,19 @@ class ReIDBaseline(BaseModel):
             if hasattr(module, 'set_epoch'):
                 module.set_epoch(epoch)
 
+    def run_backbone(self, inputs: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Global (B, D), tokens (B, N, D) and, in training when a loss takes them, the
+        intermediate states ``{'img_state_k': (B, D)}``."""
+        if not (self.training and self.visual_states):
+            return (*self.backbone(inputs), {})
+        global_feat, tokens, states = self.backbone.forward_states(inputs, self.visual_states)
+        return global_feat, tokens, {f'img_state_{k}': v for k, v in states.items()}
+
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
-        """Return ``{'feat': (B, D) retrieval feature, 'img_feat': (B, D) backbone global}``."""
-        global_feat, _ = self.backbone(inputs)
-        return {'feat': global_feat, 'img_feat': global_feat}
+        """Return ``{'feat': (B, D) retrieval feature, 'img_feat': (B, D) backbone global}``
+        (plus the ``img_state_k`` that losses take, in training)."""
+        global_feat, _, states = self.run_backbone(inputs)
+        return {'feat': global_feat, 'img_feat': global_feat, **states}
 
     def forward(self, inputs: Tensor, data_samples: dict | None = None, mode: str = 'tensor'):
         if mode == 'loss':

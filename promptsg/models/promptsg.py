@@ -72,10 +72,10 @@ class PromptSG(ReIDBaseline):
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """Features of a batch: ``feat`` (B, D') the retrieval feature, ``img_feat`` v (B, D),
         ``text_feat`` l_p (B, D), ``mim_feat`` (B, D), ``pseudo_token`` s* (B, T)."""
-        global_feat, tokens = self.backbone(inputs)
+        global_feat, tokens, states = self.run_backbone(inputs)
         text_encoder = self.backbone.text_encoder
         aspects = (data_samples or {}).get('aspect')
-        out = {'img_feat': global_feat}
+        out = {'img_feat': global_feat, **states}
         if self.training or self.test_cfg['prompt'] == 'composed':
             out['pseudo_token'] = self.inversion(global_feat)
             text_feat = self.prompt(out['pseudo_token'], text_encoder, aspects)
