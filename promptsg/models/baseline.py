@@ -41,10 +41,11 @@ def loss_term_name(key: str) -> str:
     return key if 'loss' in key else f'loss_{key}'
 
 
-def _takes_loss_name(loss_type) -> bool:
+def accepts(registry, component_type, arg: str) -> bool:
+    """Whether the class ``component_type`` (a registered name or a class) takes ``arg``."""
     try:
-        cls = LOSSES.get(loss_type) if isinstance(loss_type, str) else loss_type
-        return cls is not None and 'loss_name' in inspect.signature(cls).parameters
+        cls = registry.get(component_type) if isinstance(component_type, str) else component_type
+        return cls is not None and arg in inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return False
 
@@ -120,7 +121,7 @@ class ReIDBaseline(BaseModel):
             if cfg.get('type') == 'CenterLoss':
                 cfg.setdefault('num_classes', num_classes)
                 cfg.setdefault('feat_dim', self.feat_dim)
-            if _takes_loss_name(cfg.get('type')):
+            if accepts(LOSSES, cfg.get('type'), 'loss_name'):
                 cfg.setdefault('loss_name', loss_term_name(name))
                 clash = [
                     k
@@ -233,7 +234,12 @@ class ReIDBaseline(BaseModel):
             losses.update(terms)
         if self.loss_balancer is not None:
             losses = self.loss_balancer(losses)
+        losses.update(self.log_values(feats))
         return losses
+
+    def log_values(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Detached training figures logged beside the losses (keys without 'loss')."""
+        return {}
 
     def embed(self, inputs: Tensor, data_samples: dict | None = None) -> Tensor:
         """Retrieval features (B, D'), L2-normalised; flip-averaged when ``test_cfg.flip``."""

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from promptsg.errors import ConfigError
-from promptsg.models.baseline import ReIDBaseline
+from promptsg.models.baseline import ReIDBaseline, accepts
 from promptsg.registry import MODELS, PROMPT_MODULES
 
 RETRIEVAL_FEATURES = ('mim', 'global', 'concat')
@@ -54,15 +54,35 @@ class PromptSG(ReIDBaseline):
         if text_encoder is None:
             raise ConfigError('PromptSG needs the text encoder: set model.backbone.with_text=True')
         dim = self.backbone.embed_dim
-        self.inversion = PROMPT_MODULES.build(
-            inversion or dict(type='InversionNetwork'),
-            default_args=dict(in_dim=dim, token_dim=text_encoder.width),
-        )
+        self._token_norm: tuple[tuple[int, int], Tensor] | None = None
+        inversion = inversion or dict(type='InversionNetwork')
+        inversion_args = dict(in_dim=dim, token_dim=text_encoder.width)
+        if accepts(PROMPT_MODULES, inversion.get('type'), 'token_norm'):
+            inversion_args['token_norm'] = float(self.token_embed_norm())
+        self.inversion = PROMPT_MODULES.build(inversion, default_args=inversion_args)
         self.prompt = PROMPT_MODULES.build(prompt or dict(type='PromptComposer'))
         self.fixed_prompt = PROMPT_MODULES.build(fixed_prompt or dict(type='FixedPrompt'))
         self.interaction = PROMPT_MODULES.build(
             interaction or dict(type='MultimodalInteraction'), default_args=dict(dim=dim)
         )
+
+    def token_embed_norm(self) -> Tensor:
+        """Mean L2 norm of the text encoder's token embeddings (a scalar); recomputed only when
+        the (frozen) embedding's weights change, e.g. on a checkpoint load."""
+        weight = self.backbone.text_encoder.token_embedding.weight
+        key = (weight.data_ptr(), weight._version)
+        if self._token_norm is None or self._token_norm[0] != key:
+            with torch.no_grad():
+                self._token_norm = (key, weight.detach().float().norm(dim=1).mean())
+        return self._token_norm[1]
+
+    def log_values(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``pseudo_token_norm``: mean ||s*|| over the batch, beside ``token_embed_norm``, the
+        mean norm of the real token embeddings s* stands in for (detached, not summed)."""
+        if 'pseudo_token' not in feats:
+            return {}
+        norm = feats['pseudo_token'].detach().float().norm(dim=1).mean()
+        return {'pseudo_token_norm': norm, 'token_embed_norm': self.token_embed_norm().to(norm)}
 
     @property
     def feat_dim(self) -> int:

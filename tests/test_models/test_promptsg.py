@@ -402,3 +402,36 @@ def test_needs_the_text_encoder():
     backbone = dict(type='CLIPViT', arch='tiny-vit', img_size=IMG_SIZE, with_text=False)
     with pytest.raises(ConfigError, match='with_text=True'):
         build(backbone=backbone)
+
+
+# -- s* scale: logged against the token embeddings, optionally initialised at token scale ---------
+
+
+@pytest.mark.parametrize('output_scale', ['batchnorm', 'token'])
+def test_pseudo_token_norm_is_logged_beside_the_token_embedding_norm(batch, output_scale):
+    model = build(inversion=dict(type='InversionNetwork', hidden_dim=32, output_scale=output_scale))
+    model.train()
+    losses = model.loss(**preprocess(model, batch, True))
+    figures = {k: v for k, v in losses.items() if 'norm' in k}
+    assert set(figures) == {'pseudo_token_norm', 'token_embed_norm'}
+    assert all('loss' not in k and not v.requires_grad for k, v in figures.items())
+    weight = model.backbone.text_encoder.token_embedding.weight
+    torch.testing.assert_close(figures['token_embed_norm'], weight.norm(dim=1).mean())
+    width = model.backbone.text_encoder.width
+    target = figures['token_embed_norm'] if output_scale == 'token' else width**0.5
+    assert abs(float(figures['pseudo_token_norm']) / float(target) - 1) < 0.1
+
+
+def test_token_embedding_norm_follows_loaded_weights():
+    model = build()
+    before = float(model.token_embed_norm())
+    with torch.no_grad():
+        model.backbone.text_encoder.token_embedding.weight.mul_(2)
+    assert float(model.token_embed_norm()) == pytest.approx(2 * before, rel=1e-5)
+
+
+def test_unknown_output_scale_names_choices():
+    with pytest.raises(
+        ConfigError, match=r"output_scale 'tiny' is not one of \['batchnorm', 'token'\]"
+    ):
+        build(inversion=dict(type='InversionNetwork', output_scale='tiny'))
