@@ -166,11 +166,16 @@ class ReIDBaseline(BaseModel):
         """Initialise new parts; the backbone's (possibly pretrained) CLIP weights are kept.
 
         The Runner calls this after building the model; an ``init_cfg`` on the model would
-        otherwise reach the backbone and overwrite the loaded weights.
+        otherwise reach the backbone and overwrite the loaded weights. The backbone is detached
+        while the rest initialises, so no second copy of CLIP is held.
         """
-        kept = {k: v.clone() for k, v in self.backbone.state_dict().items()}
-        super().init_weights()
-        self.backbone.load_state_dict(kept)
+        modules = dict(self._modules)
+        del self._modules['backbone']  # out of reach while the rest initialises; no copy held
+        try:
+            super().init_weights()
+        finally:
+            self._modules.clear()
+            self._modules.update(modules)  # same order, so state-dict keys keep their order
 
     @property
     def feat_dim(self) -> int:

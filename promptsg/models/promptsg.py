@@ -105,9 +105,10 @@ class PromptSG(ReIDBaseline):
         out['text_feat'] = text_feat
         visual = torch.cat([global_feat.unsqueeze(1), tokens], dim=1)
         out['mim_feat'] = self.interaction(text_feat.to(visual.dtype), visual)
-        out['feat'] = {
-            'mim': out['mim_feat'],
-            'global': global_feat,
-            'concat': torch.cat([out['mim_feat'], global_feat], dim=-1),
-        }[self.retrieval_feature]
+        if self.retrieval_feature == 'mim':
+            out['feat'] = out['mim_feat']
+        elif self.retrieval_feature == 'global':
+            out['feat'] = global_feat
+        else:  # 'concat', built only when selected
+            out['feat'] = torch.cat([out['mim_feat'], global_feat], dim=-1)
         return out

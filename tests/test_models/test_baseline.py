@@ -195,3 +195,20 @@ def test_two_losses_naming_one_term_are_a_config_error():
         build(losses=losses)
     with pytest.raises(ConfigError, match="losses.loss_ce and losses.ce both log as 'loss_ce'"):
         build(losses=dict(ce=dict(type='CrossEntropyLoss'), loss_ce=dict(type='CrossEntropyLoss')))
+
+
+def test_init_weights_holds_no_second_copy_of_the_backbone(monkeypatch):
+    model = build(init_cfg=dict(type='Normal', layer='Linear', std=0.5))
+    keys = list(model.state_dict())
+    cloned = []
+    real_clone = torch.Tensor.clone
+    monkeypatch.setattr(
+        torch.Tensor,
+        'clone',
+        lambda t, *a, **kw: cloned.append(t.numel()) or real_clone(t, *a, **kw),
+    )
+    model.init_weights()
+    monkeypatch.undo()
+    backbone_numel = sum(v.numel() for v in model.backbone.state_dict().values())
+    assert sum(cloned) < 0.01 * backbone_numel
+    assert list(model.state_dict()) == keys  # module order kept

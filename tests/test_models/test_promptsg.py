@@ -145,6 +145,7 @@ def test_changing_s_star_changes_the_mim_output(batch):
 
 def test_cross_attention_weights_depend_on_the_query(batch):
     model = build(test_cfg=dict(prompt='composed')).eval()
+    model.interaction.keep_attention = True
     data = preprocess(model, batch, False)
     with torch.no_grad():
         model.extract_feat(**data)
@@ -435,3 +436,24 @@ def test_unknown_output_scale_names_choices():
         ConfigError, match=r"output_scale 'tiny' is not one of \['batchnorm', 'token'\]"
     ):
         build(inversion=dict(type='InversionNetwork', output_scale='tiny'))
+
+
+@pytest.mark.parametrize('retrieval_feature, built', [('mim', 0), ('global', 0), ('concat', 1)])
+def test_concat_feature_is_built_only_when_selected(batch, retrieval_feature, built):
+    from torch.overrides import TorchFunctionMode
+
+    model = build(retrieval_feature=retrieval_feature).eval()
+    data = preprocess(model, batch, False)
+    dim = model.backbone.embed_dim
+    concats = []
+
+    class CountConcat(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.cat and out.ndim == 2 and out.shape[-1] == 2 * dim:
+                concats.append(out.shape)
+            return out
+
+    with torch.no_grad(), CountConcat():
+        model.extract_feat(**data)
+    assert len(concats) == built

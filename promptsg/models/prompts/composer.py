@@ -42,6 +42,12 @@ class PromptComposer(nn.Module):
     once per aspect with a placeholder at the slot; at run time the placeholder's token embedding is
     replaced by s* and the sequence runs through the text transformer (weights frozen, gradients
     flow to s*); the feature is taken at EOT and projected.
+
+    Per aspect, the token ids (A, L), the slot as a one-hot mask (A, L) and the EOT position (A,)
+    are non-persistent buffers (on the model's device, moved by ``.to()``), so a step makes no
+    host-to-device copy when the batch has one aspect. The text transformer runs only up to the
+    batch's last EOT: under the causal mask the positions after it cannot change the EOT
+    feature (``tests/test_models/test_prompts.py`` checks it to 1e-5).
     """
 
     def __init__(self, template: str = 'A photo of a {} person.', default_aspect: str = '') -> None:
@@ -54,31 +60,49 @@ class PromptComposer(nn.Module):
             )
         self.template = template
         self.default_aspect = default_aspect
-        self._slots: dict[str, tuple[Tensor, int]] = {}  # per aspect: ids (1, L), slot
+        self.register_buffer('ids', torch.zeros(0, 0, dtype=torch.long), persistent=False)
+        self.register_buffer('slot_mask', torch.zeros(0, 0, dtype=torch.bool), persistent=False)
+        self.register_buffer('eot', torch.zeros(0, dtype=torch.long), persistent=False)
+        self._aspects: dict[str, int] = {}  # aspect -> row of the buffers
+        self._eot_positions: list[int] = []  # the same EOT positions, on the host
 
-    def _slot_ids(self, aspect: str, text_encoder: nn.Module) -> tuple[Tensor, int]:
-        """Token ids (1, L) of the prompt with a placeholder at the slot, and the slot's index.
+    def _row(self, aspect: str, text_encoder: nn.Module) -> tuple[list[int], int, int]:
+        """Token ids of the prompt with a placeholder at the slot, the slot and EOT positions.
 
         The text before and after ``{}`` is tokenised separately, so BPE merges across the
         slot (e.g. "{}'s") cannot swallow the placeholder.
         """
-        key = fill_aspect(self.template, aspect)
-        if key not in self._slots:
-            prefix, suffix = key.split('{}')
-            pre, sot, eot = _inner_tokens(prefix, text_encoder)
-            suf, _, _ = _inner_tokens(suffix, text_encoder)
-            placeholder = _inner_tokens(PLACEHOLDER, text_encoder)[0]
-            row = [sot, *pre, *placeholder, *suf, eot]
-            length = text_encoder.context_length
-            if len(row) > length:
-                raise ConfigError(
-                    f'prompt template {self.template!r} is {len(row)} tokens, longer than the '
-                    f"text encoder's context length {length}"
-                )
-            ids = torch.zeros(1, length, dtype=torch.long)
-            ids[0, : len(row)] = torch.tensor(row)
-            self._slots[key] = (ids, 1 + len(pre))
-        return self._slots[key]
+        prefix, suffix = fill_aspect(self.template, aspect).split('{}')
+        pre, sot, eot = _inner_tokens(prefix, text_encoder)
+        suf, _, _ = _inner_tokens(suffix, text_encoder)
+        placeholder = _inner_tokens(PLACEHOLDER, text_encoder)[0]
+        row = [sot, *pre, *placeholder, *suf, eot]
+        length = text_encoder.context_length
+        if len(row) > length:
+            raise ConfigError(
+                f'prompt template {self.template!r} is {len(row)} tokens, longer than the '
+                f"text encoder's context length {length}"
+            )
+        return row, 1 + len(pre), len(row) - 1
+
+    def _add(self, aspects: set[str], text_encoder: nn.Module) -> None:
+        """Tokenise new aspects once and append them to the buffers."""
+        length = text_encoder.context_length
+        rows = [self._row(a, text_encoder) for a in sorted(aspects)]
+        ids = torch.zeros(len(rows), length, dtype=torch.long)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, (row, slot, _) in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, slot] = True
+        eot = torch.tensor([r[2] for r in rows])
+        device = self.eot.device
+        keep = bool(self._aspects)
+        self.ids = torch.cat([self.ids, ids.to(device)]) if keep else ids.to(device)
+        self.slot_mask = torch.cat([self.slot_mask, mask.to(device)]) if keep else mask.to(device)
+        self.eot = torch.cat([self.eot, eot.to(device)])
+        for a, (_, _, e) in zip(sorted(aspects), rows):
+            self._aspects[a] = len(self._aspects)
+            self._eot_positions.append(e)
 
     def forward(
         self, pseudo_token: Tensor, text_encoder: nn.Module, aspects: list[str] | None = None
@@ -86,13 +110,21 @@ class PromptComposer(nn.Module):
         """``pseudo_token`` (B, T) → text feature l_p (B, D)."""
         b = pseudo_token.shape[0]
         aspects = [a or self.default_aspect for a in (aspects or [''] * b)]
-        rows = [self._slot_ids(a, text_encoder) for a in aspects]
-        ids = torch.cat([r[0] for r in rows]).to(pseudo_token.device)
-        slots = torch.tensor([r[1] for r in rows], device=pseudo_token.device)
-        embeds = text_encoder.embed_tokens(ids).to(pseudo_token.dtype)
-        embeds = embeds.clone()
-        embeds[torch.arange(b, device=embeds.device), slots] = pseudo_token
-        return text_encoder.encode_embeddings(embeds, text_encoder.eot_index(ids))
+        present = set(aspects)
+        if present - set(self._aspects):
+            self._add(present - set(self._aspects), text_encoder)
+        length = 1 + max(self._eot_positions[self._aspects[a]] for a in present)
+        if len(present) == 1:  # one aspect: rows broadcast, no index tensor
+            i = self._aspects[aspects[0]]
+            rows = slice(i, i + 1)
+            eot = self.eot[rows].expand(b)
+        else:
+            rows = torch.tensor([self._aspects[a] for a in aspects], device=self.eot.device)
+            eot = self.eot[rows]
+        ids, mask = self.ids[rows, :length], self.slot_mask[rows, :length]
+        embeds = text_encoder.embed_tokens(ids).to(pseudo_token.dtype)  # (1 or B, L', T)
+        embeds = torch.where(mask[..., None], pseudo_token[:, None, :], embeds)  # (B, L', T)
+        return text_encoder.encode_embeddings(embeds, eot)
 
 
 @PROMPT_MODULES.register_module()
