@@ -30,7 +30,7 @@ custom_hooks = [
 ]
 
 env_cfg = dict(
-    cudnn_benchmark=False,
+    cudnn_benchmark=None,  # None: on with CUDA unless randomness.deterministic (fixed input size)
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
