@@ -50,9 +50,18 @@ def accepts(registry, component_type, arg: str) -> bool:
         return False
 
 
+def _trains(model: nn.Module, name: str) -> bool:
+    part = getattr(model, name, None)
+    return isinstance(part, nn.Module) and any(p.requires_grad for p in part.parameters())
+
+
 @MODELS.register_module()
 class ReIDBaseline(BaseModel):
     """Backbone → neck (e.g. BNNeck) → classifier head, with any set of named losses.
+
+    ``unused_in_training()`` names the trainable parts that no configured loss reaches (the
+    DDP wrapper's ``find_unused_parameters='auto'``); a subclass adding trainable parts
+    lists the ones it accounts for in ``known_parts``.
 
     Args:
         backbone: backbone config (``BACKBONES``).
@@ -72,6 +81,16 @@ class ReIDBaseline(BaseModel):
         test_cfg: ``neck_feat`` ('before' | 'after' the neck) and ``flip`` (average the image and
             its horizontal flip).
     """
+
+    known_parts = (
+        'data_preprocessor',
+        'backbone',
+        'neck',
+        'head',
+        'feat_dropout',
+        'losses',
+        'loss_balancer',
+    )
 
     def __init__(
         self,
@@ -176,6 +195,25 @@ class ReIDBaseline(BaseModel):
         finally:
             self._modules.clear()
             self._modules.update(modules)  # same order, so state-dict keys keep their order
+
+    def consumed_features(self) -> set[str]:
+        """The features the configured losses take (``loss_inputs``), with what feeds them:
+        ``logits`` needs ``neck_feat``, which needs ``feat``."""
+        used = {k for inputs in self.loss_inputs.values() for k in inputs}
+        if 'logits' in used:
+            used.add('neck_feat')
+        if 'neck_feat' in used:
+            used.add('feat')
+        return used
+
+    def unused_in_training(self) -> list[str]:
+        """Trainable parts that no configured loss reaches (e.g. a head whose loss is off):
+        under DDP they need ``find_unused_parameters``."""
+        used = self.consumed_features()
+        parts = {'head': 'logits' in used, 'neck': 'neck_feat' in used}
+        unused = [name for name, reached in parts.items() if not reached and _trains(self, name)]
+        # a subclass's own trainable parts, unknown here, count as possibly unused
+        return unused + [n for n in self._modules if n not in self.known_parts and _trains(self, n)]
 
     @property
     def feat_dim(self) -> int:

@@ -27,6 +27,8 @@ class PromptSG(ReIDBaseline):
         **kwargs: ``ReIDBaseline`` arguments (backbone, neck, head, losses, ...).
     """
 
+    known_parts = (*ReIDBaseline.known_parts, 'inversion', 'prompt', 'fixed_prompt', 'interaction')
+
     def __init__(
         self,
         backbone: dict,
@@ -83,6 +85,16 @@ class PromptSG(ReIDBaseline):
             return {}
         norm = feats['pseudo_token'].detach().float().norm(dim=1).mean()
         return {'pseudo_token_norm': norm, 'token_embed_norm': self.token_embed_norm().to(norm)}
+
+    def unused_in_training(self) -> list[str]:
+        """As the baseline, plus the MIM (and the inversion) when no loss reaches them."""
+        used = self.consumed_features()
+        mim = 'mim_feat' in used or ('feat' in used and self.retrieval_feature != 'global')
+        prompt = mim or bool({'text_feat', 'pseudo_token'} & used)
+        unused = super().unused_in_training()
+        unused += [] if mim else ['interaction']
+        unused += [] if prompt else ['inversion']
+        return unused
 
     @property
     def feat_dim(self) -> int:
