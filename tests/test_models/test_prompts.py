@@ -178,7 +178,7 @@ def _encode_full(composer, text_encoder, token, aspect):
     return text_encoder.encode_embeddings(embeds, torch.tensor([eot]))[0]
 
 
-def test_prompt_ids_are_device_buffers_built_once_per_aspect(text_encoder, monkeypatch):
+def test_prompt_ids_are_device_tables_built_once_per_aspect(text_encoder, monkeypatch):
     composer = PromptComposer(template='A photo of a {} {aspect} hand.', default_aspect='dorsal')
     calls = []
     real = text_encoder.tokenize
@@ -191,7 +191,8 @@ def test_prompt_ids_are_device_buffers_built_once_per_aspect(text_encoder, monke
     with torch.no_grad():
         composer(token, text_encoder, ['palmar', 'palmar'])
     assert len(calls) == once  # no tokenising after the first call
-    buffers = dict(composer.named_buffers())
-    assert set(buffers) == {'ids', 'slot_mask', 'eot'} and composer.state_dict() == {}
-    composer.to(torch.float64)  # buffers follow .to(); integer ones keep their dtype
-    assert composer.ids.dtype == torch.long and composer.ids.shape[0] == 1
+    ids, mask, eot = composer.tables(token.device)
+    assert ids.shape == mask.shape == (1, text_encoder.context_length) and eot.shape == (1,)
+    assert composer.tables(token.device)[0] is ids  # built once per device
+    # not buffers: DDP would broadcast them, and ranks may have met different aspects
+    assert dict(composer.named_buffers()) == {} and composer.state_dict() == {}

@@ -44,10 +44,12 @@ class PromptComposer(nn.Module):
     flow to s*); the feature is taken at EOT and projected.
 
     Per aspect, the token ids (A, L), the slot as a one-hot mask (A, L) and the EOT position (A,)
-    are non-persistent buffers (on the model's device, moved by ``.to()``), so a step makes no
-    host-to-device copy when the batch has one aspect. The text transformer runs only up to the
-    batch's last EOT: under the causal mask the positions after it cannot change the EOT
-    feature (``tests/test_models/test_prompts.py`` checks it to 1e-5).
+    are built once and kept per device (copied there once), so a step makes no host-to-device
+    copy when the batch has one aspect. They are plain attributes, not buffers: under DDP
+    buffers are broadcast from rank 0 every step, and ranks that have met different aspects
+    would hold tables of different shapes. The text transformer runs only up to the batch's
+    last EOT: under the causal mask the positions after it cannot change the EOT feature
+    (``tests/test_models/test_prompts.py`` checks it to 1e-5).
     """
 
     def __init__(self, template: str = 'A photo of a {} person.', default_aspect: str = '') -> None:
@@ -60,11 +62,11 @@ class PromptComposer(nn.Module):
             )
         self.template = template
         self.default_aspect = default_aspect
-        self.register_buffer('ids', torch.zeros(0, 0, dtype=torch.long), persistent=False)
-        self.register_buffer('slot_mask', torch.zeros(0, 0, dtype=torch.bool), persistent=False)
-        self.register_buffer('eot', torch.zeros(0, dtype=torch.long), persistent=False)
-        self._aspects: dict[str, int] = {}  # aspect -> row of the buffers
-        self._eot_positions: list[int] = []  # the same EOT positions, on the host
+        self._aspects: dict[str, int] = {}  # aspect -> row of the tables
+        self._eot_positions: list[int] = []  # EOT position per row, on the host
+        self._rows: list[tuple[list[int], int]] = []  # token ids and slot per row
+        self._tables: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}
+        self._length = 0  # the text encoder's context length, set with the first row
 
     def _row(self, aspect: str, text_encoder: nn.Module) -> tuple[list[int], int, int]:
         """Token ids of the prompt with a placeholder at the slot, the slot and EOT positions.
@@ -86,23 +88,26 @@ class PromptComposer(nn.Module):
         return row, 1 + len(pre), len(row) - 1
 
     def _add(self, aspects: set[str], text_encoder: nn.Module) -> None:
-        """Tokenise new aspects once and append them to the buffers."""
-        length = text_encoder.context_length
-        rows = [self._row(a, text_encoder) for a in sorted(aspects)]
-        ids = torch.zeros(len(rows), length, dtype=torch.long)
-        mask = torch.zeros(len(rows), length, dtype=torch.bool)
-        for i, (row, slot, _) in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, slot] = True
-        eot = torch.tensor([r[2] for r in rows])
-        device = self.eot.device
-        keep = bool(self._aspects)
-        self.ids = torch.cat([self.ids, ids.to(device)]) if keep else ids.to(device)
-        self.slot_mask = torch.cat([self.slot_mask, mask.to(device)]) if keep else mask.to(device)
-        self.eot = torch.cat([self.eot, eot.to(device)])
-        for a, (_, _, e) in zip(sorted(aspects), rows):
-            self._aspects[a] = len(self._aspects)
-            self._eot_positions.append(e)
+        """Tokenise new aspects once; the device tables are rebuilt on next use."""
+        for a in sorted(aspects):
+            row, slot, eot = self._row(a, text_encoder)
+            self._aspects[a] = len(self._rows)
+            self._rows.append((row, slot))
+            self._eot_positions.append(eot)
+        self._tables = {}
+        self._length = text_encoder.context_length
+
+    def tables(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Token ids (A, L), slot mask (A, L) and EOT positions (A,) on ``device``."""
+        if device not in self._tables:
+            ids = torch.zeros(len(self._rows), self._length, dtype=torch.long)
+            mask = torch.zeros(len(self._rows), self._length, dtype=torch.bool)
+            for i, (row, slot) in enumerate(self._rows):
+                ids[i, : len(row)] = torch.tensor(row)
+                mask[i, slot] = True
+            eot = torch.tensor(self._eot_positions)
+            self._tables[device] = (ids.to(device), mask.to(device), eot.to(device))
+        return self._tables[device]
 
     def forward(
         self, pseudo_token: Tensor, text_encoder: nn.Module, aspects: list[str] | None = None
@@ -114,14 +119,15 @@ class PromptComposer(nn.Module):
         if present - set(self._aspects):
             self._add(present - set(self._aspects), text_encoder)
         length = 1 + max(self._eot_positions[self._aspects[a]] for a in present)
+        all_ids, all_masks, all_eots = self.tables(pseudo_token.device)
         if len(present) == 1:  # one aspect: rows broadcast, no index tensor
             i = self._aspects[aspects[0]]
             rows = slice(i, i + 1)
-            eot = self.eot[rows].expand(b)
+            eot = all_eots[rows].expand(b)
         else:
-            rows = torch.tensor([self._aspects[a] for a in aspects], device=self.eot.device)
-            eot = self.eot[rows]
-        ids, mask = self.ids[rows, :length], self.slot_mask[rows, :length]
+            rows = torch.tensor([self._aspects[a] for a in aspects], device=all_eots.device)
+            eot = all_eots[rows]
+        ids, mask = all_ids[rows, :length], all_masks[rows, :length]
         embeds = text_encoder.embed_tokens(ids).to(pseudo_token.dtype)  # (1 or B, L', T)
         embeds = torch.where(mask[..., None], pseudo_token[:, None, :], embeds)  # (B, L', T)
         return text_encoder.encode_embeddings(embeds, eot)
