@@ -22,3 +22,15 @@ class DataError(PromptSGError):
 
 class CheckpointError(PromptSGError):
     """A checkpoint or weight file is missing, unreadable or does not match the model."""
+
+
+class MissingDependencyError(PromptSGError, ImportError):
+    """An optional package a feature needs is not installed: the message names the pip install."""
+
+
+class WorkDirError(PromptSGError):
+    """A work dir is in use by another run, holds a finished run, or cannot be written."""
+
+
+class RunInterrupted(PromptSGError):
+    """A run was stopped by the user (Ctrl-C); the message says where and how to resume."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
 from promptsg.__main__ import main
 from promptsg.registry import KINDS
@@ -65,11 +66,36 @@ def test_list_prints_every_kind_in_a_fresh_process():
         assert listed[kind] == sorted(listed[kind])
 
 
-def test_list_all_includes_mmengine_components_in_a_fresh_process():
-    proc = _run('list', 'schedulers', '--all')
+def test_list_includes_mmengine_components_in_a_fresh_process():
+    """Schedulers are all mmengine's: the list once printed ``schedulers (0): -``."""
+    proc = _run('list', 'schedulers')
     assert proc.returncode == 0, proc.stderr
     names = _parse(proc.stdout)['schedulers']
     assert {'LinearLR', 'CosineAnnealingLR', 'MultiStepLR', 'ConstantLR'} <= set(names)
+
+
+def test_no_kind_is_empty_and_every_type_a_shipped_config_names_is_listed(capsys):
+    main(['list'])
+    listed = _parse(capsys.readouterr().out)
+    assert all(listed.values()), [k for k, v in listed.items() if not v]
+    every = set().union(*listed.values())
+    configs = sorted((ROOT / 'configs').glob('*/*.py'))
+    types = set()
+    for path in configs:
+        types |= _types(Config.fromfile(str(path)).to_dict())
+    assert len(configs) >= 23 and len(types) > 20
+    assert types <= every, sorted(types - every)
+    assert {'AdamW', 'LocalVisBackend', 'WandbVisBackend', 'MLflowVisBackend'} <= every
+
+
+def _types(tree) -> set[str]:
+    """Every ``type`` string in a config tree, without a ``promptsg.`` scope prefix."""
+    if isinstance(tree, dict):
+        own = {tree['type'].split('.')[-1]} if isinstance(tree.get('type'), str) else set()
+        return own.union(*(_types(v) for v in tree.values()))
+    if isinstance(tree, (list, tuple)):
+        return set().union(*(_types(v) for v in tree))
+    return set()
 
 
 def test_list_one_kind(capsys):
@@ -79,10 +105,10 @@ def test_list_one_kind(capsys):
     assert EXPECTED['heads'] <= set(listed['heads'])
 
 
-def test_list_all_hooks_adds_mmengine_hooks(capsys):
-    main(['list', 'hooks'])
+def test_list_own_leaves_out_mmengine_hooks(capsys):
+    main(['list', 'hooks', '--own'])
     own = set(_parse(capsys.readouterr().out)['hooks'])
-    main(['list', 'hooks', '--all'])
+    main(['list', 'hooks'])
     every = set(_parse(capsys.readouterr().out)['hooks'])
     assert own < every
     assert {'CheckpointHook', 'EarlyStoppingHook'} <= every - own

@@ -21,17 +21,27 @@ from promptsg.registry import (
     BACKBONES,
     DATA_SAMPLERS,
     DATASETS,
+    EVALUATOR,
+    FUNCTIONS,
     HEADS,
     HOOKS,
     KINDS,
+    LOG_PROCESSORS,
+    LOOPS,
     LOSSES,
     METRICS,
+    MODEL_WRAPPERS,
     MODELS,
     OPTIM_WRAPPER_CONSTRUCTORS,
+    OPTIM_WRAPPERS,
     OPTIMIZERS,
     PARAM_SCHEDULERS,
     PROMPT_MODULES,
+    RUNNERS,
     TRANSFORMS,
+    VISBACKENDS,
+    VISUALIZERS,
+    WEIGHT_INITIALIZERS,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +115,38 @@ BUILDS = {
         )
     ),
     'optim_wrapper_constructors': lambda: _build_constructor(),
+    'optimizers': lambda: OPTIMIZERS.build(
+        dict(type='AdamW', params=_tiny_model().parameters(), lr=1e-3)
+    ),
+    'optim_wrappers': lambda: OPTIM_WRAPPERS.build(
+        dict(type='OptimWrapper', optimizer=torch.optim.SGD(_tiny_model().parameters(), lr=0.1))
+    ),
+    'evaluators': lambda: EVALUATOR.build(dict(type='Evaluator', metrics=[])),
+    'log_processors': lambda: LOG_PROCESSORS.build(dict(type='LogProcessor')),
+    'vis_backends': lambda: VISBACKENDS.build(dict(type='LocalVisBackend', save_dir='unused')),
+}
+
+#: Kinds the Runner builds from a whole config (or a model's init_cfg): looked up by a name a
+#: config gives.
+LOOKUPS = {
+    'loops': (LOOPS, 'EpochBasedTrainLoop'),
+    'runners': (RUNNERS, 'Runner'),
+    'visualizers': (VISUALIZERS, 'Visualizer'),
+    'model_wrappers': (MODEL_WRAPPERS, 'MMDistributedDataParallel'),
+    'functions': (FUNCTIONS, 'default_collate'),
+    'weight_initializers': (WEIGHT_INITIALIZERS, 'Constant'),
 }
 
 
 def test_every_listed_kind_has_a_build_check():
-    assert set(BUILDS) == set(KINDS)
+    assert set(BUILDS) | set(LOOKUPS) == set(KINDS)
+
+
+@pytest.mark.parametrize('kind', sorted(LOOKUPS))
+def test_every_runner_built_kind_resolves_by_name(kind, default_scope):
+    registry, name = LOOKUPS[kind]
+    assert registry is KINDS[kind] and registry.get(name) is not None
+    assert name in registry.names()
 
 
 @pytest.mark.parametrize('kind', sorted(BUILDS))

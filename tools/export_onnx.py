@@ -1,5 +1,7 @@
 """Export the image → embedding path: ``python tools/export_onnx.py CONFIG CHECKPOINT --out m.onnx``.
 
+CHECKPOINT is a checkpoint file or a training work dir (its best checkpoint, as tools/test.py).
+
 The ONNX graph takes ``images`` (B, 3, H, W) float32 RGB in 0-255, resized to the config's input
 size, and returns ``embeddings`` (B, D), L2-normalised (PromptSG: the fixed prompt, cached in the
 graph). It is checked against torch with onnxruntime unless ``--no-verify``.
@@ -17,6 +19,7 @@ from promptsg.apis.onnx_export import DEFAULT_OPSET, compare_onnx, export_onnx  
 from promptsg.engine.cli import run_cli  # noqa: E402
 from promptsg.engine.config import DictAction  # noqa: E402
 from promptsg.errors import ConfigError, PromptSGError  # noqa: E402
+from promptsg.optional import require  # noqa: E402
 
 
 class ExportMismatchError(PromptSGError):
@@ -26,7 +29,9 @@ class ExportMismatchError(PromptSGError):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export a promptsg model to ONNX')
     parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or a training work dir (its best_*.pth is used)'
+    )
     parser.add_argument('--out', required=True, help='ONNX file to write (.onnx)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset version')
     parser.add_argument('--aspect', default='', help="words for a template's {aspect} slot")
@@ -42,9 +47,16 @@ def main(argv=None) -> float | None:
     args = parse_args(argv)
     if not args.out.endswith('.onnx'):
         raise ConfigError(f'--out {args.out}: name the ONNX file *.onnx')
-    model = ReIDInferencer(args.config, args.checkpoint, cfg_options=args.cfg_options).model
+    require('onnx', 'ONNX export')  # before the model is built: fail fast
+    if not args.no_verify:
+        require('onnxruntime', 'checking the ONNX export (skip it with --no-verify)')
+    inferencer = ReIDInferencer(args.config, args.checkpoint, cfg_options=args.cfg_options)
+    model = inferencer.model
     path = export_onnx(model, args.out, aspect=args.aspect, opset=args.opset)
-    print(f'exported {type(model).__name__} (image -> embedding, opset {args.opset}) -> {path}')
+    print(
+        f'exported {type(model).__name__} of {inferencer.checkpoint} '
+        f'(image -> embedding, opset {args.opset}) -> {path}'
+    )
     if args.no_verify:
         return None
     diff = compare_onnx(model, path, aspect=args.aspect)

@@ -64,7 +64,7 @@ def main(argv=None) -> np.ndarray:
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     meta = {
         'config': args.config,
-        'checkpoint': args.checkpoint,
+        'checkpoint': inferencer.checkpoint or '',
         'prompt': args.prompt,
         'aspect': args.aspect,
         'num_images': str(len(records)),

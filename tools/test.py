@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
-from promptsg.engine.checkpoint import best_checkpoint  # noqa: E402
+from promptsg.engine.checkpoint import resolve_checkpoint  # noqa: E402
 from promptsg.engine.cli import add_run_args, run_cli  # noqa: E402
 from promptsg.engine.config import load_config  # noqa: E402
 from promptsg.engine.runner import (  # noqa: E402
@@ -19,7 +19,6 @@ from promptsg.engine.runner import (  # noqa: E402
     summary_line,
     write_metrics,
 )
-from promptsg.errors import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,11 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    checkpoint = args.checkpoint
-    if osp.isdir(checkpoint):
-        checkpoint = best_checkpoint(checkpoint)
-    elif not osp.isfile(checkpoint):
-        raise CheckpointError(f'checkpoint not found: {checkpoint}')
+    checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.pretrained)
     cfg.load_from, cfg.resume = checkpoint, False
     if args.amp:

@@ -12,7 +12,7 @@ import csv
 import os
 from dataclasses import dataclass
 
-from promptsg.datasets.folder import IMG_EXTENSIONS
+from promptsg.datasets.folder import IMG_EXTENSIONS, IMG_EXTENSIONS_HINT
 from promptsg.datasets.market1501 import NAME_PATTERN
 from promptsg.errors import DataError
 
@@ -65,7 +65,7 @@ def _folder_images(folder: str) -> list[str]:
             if not f.startswith('.') and is_image_file(f)
         ]
     if not found:
-        raise DataError(f'no images ({", ".join(IMG_EXTENSIONS)}) under folder {folder}')
+        raise DataError(f'no images ({IMG_EXTENSIONS_HINT}) under folder {folder}')
     return found
 
 
@@ -129,7 +129,7 @@ def collect_images(inputs: str | os.PathLike | list | tuple) -> list[ImageRecord
             records.append(ImageRecord(path, *identity_from_name(path)))
         else:
             raise DataError(
-                f'not an image file: {path} (images: {", ".join(IMG_EXTENSIONS)}; '
+                f'not an image file: {path} (images: {IMG_EXTENSIONS_HINT}; '
                 f'lists: {", ".join(LIST_EXTENSIONS)})'
             )
     return records

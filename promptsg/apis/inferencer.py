@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
+from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from promptsg.apis.images import collect_images
-from promptsg.engine.checkpoint import load_checkpoint_file
-from promptsg.engine.config import load_config
-from promptsg.errors import CheckpointError, ConfigError, DataError
+from promptsg.engine.checkpoint import (
+    checkpoint_model_cfg,
+    load_checkpoint_file,
+    resolve_checkpoint,
+)
+from promptsg.engine.config import fill_num_classes, load_config
+from promptsg.errors import CheckpointError, ConfigError, DataError, PromptSGError
 from promptsg.registry import MODELS, TRANSFORMS
 
 #: Prompt modes of a PromptSG model at inference (see ``PromptSG.test_cfg``).
@@ -37,31 +42,81 @@ def build_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def load_model_weights(model: torch.nn.Module, checkpoint: str) -> dict:
-    """Load a promptsg/mmengine checkpoint into ``model`` (strictly); return its ``meta``.
+def load_model_weights(
+    model: torch.nn.Module, checkpoint: str | Mapping, name: str | None = None
+) -> dict:
+    """Load a promptsg/mmengine checkpoint (a file, or one already loaded and called ``name``
+    in messages) into ``model`` (strictly); return its ``meta``.
 
     Raises:
         CheckpointError: unreadable file, or keys/shapes that do not match the model.
     """
-    ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f'checkpoint {checkpoint} holds a {type(ckpt).__name__}, not a dict')
+    if name is None:
+        name = checkpoint if isinstance(checkpoint, str) else '(loaded)'
+    ckpt = load_checkpoint_file(checkpoint, 'cpu') if isinstance(checkpoint, str) else checkpoint
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointError(f'checkpoint {name} holds a {type(ckpt).__name__}, not a dict')
     state = ckpt.get('state_dict', ckpt)
     state = {k.removeprefix('module.'): v for k, v in state.items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         detail = ' '.join(str(e).split())
-        raise CheckpointError(
-            f'checkpoint {checkpoint} does not fit the model: {detail[:300]}'
-        ) from None
+        raise CheckpointError(f'checkpoint {name} does not fit the model: {detail[:300]}') from None
     if missing or unexpected:
         raise CheckpointError(
-            f'checkpoint {checkpoint} does not fit the model: {len(missing)} missing key(s) '
+            f'checkpoint {name} does not fit the model: {len(missing)} missing key(s) '
             f'{missing[:3]}, {len(unexpected)} unexpected key(s) {unexpected[:3]} '
             '(is it from this config?)'
         )
     return ckpt.get('meta', {})
+
+
+def checkpoint_num_classes(checkpoint: Mapping) -> int | None:
+    """The identity count a checkpoint was trained with, None when it does not say.
+
+    Read from its saved config (``meta['cfg']``, which ``tools/train.py`` fills from the
+    training set), else from dim 0 of the head's classifier weight ``(num_classes, C)``, else
+    of a center loss's centres ``(num_classes, D)``.
+    """
+    num_classes = (checkpoint_model_cfg(checkpoint) or {}).get('num_classes')
+    if isinstance(num_classes, int) and num_classes >= 1:
+        return num_classes
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k.removeprefix('module.'): v for k, v in state.items()}
+    shapes = [tuple(v.shape) for k, v in state.items() if k.startswith('head.') and v.ndim == 2]
+    shapes += [tuple(v.shape) for k, v in state.items() if k.endswith('.centers') and v.ndim == 2]
+    return int(shapes[0][0]) if shapes else None
+
+
+def complete_num_classes(cfg: Config, checkpoint: Mapping | None = None) -> str | None:
+    """Fill ``model.num_classes`` when the config leaves it ``None`` (every shipped config does).
+
+    Taken from the checkpoint (:func:`checkpoint_num_classes`), else from the configured
+    training set; when neither says, a 1-class head is built: the classifier takes no part in
+    the embeddings, so they are unaffected. Returns where the count came from (None when the
+    config already had one).
+    """
+    model = cfg.model
+    if model.get('num_classes', 0) is not None:
+        return None
+    num_classes = checkpoint_num_classes(checkpoint) if checkpoint is not None else None
+    source, why = 'the checkpoint', 'no training set is configured'
+    if num_classes is None and cfg.get('train_dataloader'):
+        try:
+            num_classes, source = fill_num_classes(cfg), 'the training set'
+        except PromptSGError as e:  # e.g. the data set is not on this machine
+            why = f'the training set cannot be read ({e})'
+    if num_classes is None:
+        num_classes, source = 1, 'nowhere: a 1-class head, which the embeddings do not use'
+        given = 'the checkpoint does not say it' if checkpoint is not None else 'no checkpoint'
+        print_log(
+            f'model.num_classes is None, {given} and {why}: building a 1-class head '
+            '(the embeddings do not use it)',
+            logger='current',
+        )
+    model.num_classes = num_classes
+    return source
 
 
 class _ImageSet(Dataset):
@@ -146,8 +201,11 @@ class ReIDInferencer:
 
     Args:
         config: a config file, an mmengine ``Config`` or a dict with ``model`` and a test pipeline.
-        checkpoint: a checkpoint file (``tools/train.py``'s ``best_*.pth``); ``None`` keeps the
-            freshly built weights (for tests and exports of untrained models).
+        checkpoint: a checkpoint file (``tools/train.py``'s ``best_*.pth``) or a training work
+            dir (its best checkpoint, as ``tools/test.py`` picks it); ``None`` keeps the freshly
+            built weights (for tests and exports of untrained models). A config that leaves
+            ``model.num_classes`` None takes it from the checkpoint (see
+            :func:`complete_num_classes`).
         device: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
         prompt: PromptSG's inference prompt: ``'fixed'`` (default, the cached "A photo of a
             person" feature, faster) or ``'composed'`` (s* per image, most accurate).
@@ -180,8 +238,13 @@ class ReIDInferencer:
             raise ConfigError(f"prompt '{prompt}' is not one of {list(PROMPTS)}")
         if batch_size < 1:
             raise ConfigError(f'batch_size must be >= 1, got {batch_size}')
-        if checkpoint is not None and not os.path.isfile(checkpoint):
-            raise CheckpointError(f'checkpoint not found: {os.fspath(checkpoint)}')
+        self.checkpoint = resolve_checkpoint(checkpoint) if checkpoint is not None else None
+        ckpt = load_checkpoint_file(self.checkpoint, 'cpu') if self.checkpoint else None
+        if ckpt is not None and not isinstance(ckpt, Mapping):
+            raise CheckpointError(
+                f'checkpoint {self.checkpoint} holds a {type(ckpt).__name__}, not a dict'
+            )
+        self.num_classes_from = complete_num_classes(config, ckpt)
         self.cfg = config
         self.device = build_device(device)
         self.batch_size = batch_size
@@ -190,7 +253,9 @@ class ReIDInferencer:
         with DefaultScope.overwrite_default_scope(config.get('default_scope', 'promptsg')):
             self.model = MODELS.build(config.model)
             self.pipeline = [TRANSFORMS.build(t) for t in self._test_pipeline(config)]
-        self.meta = load_model_weights(self.model, os.fspath(checkpoint)) if checkpoint else {}
+        self.meta = (
+            load_model_weights(self.model, ckpt, self.checkpoint) if ckpt is not None else {}
+        )
         if 'prompt' in self.model.test_cfg:
             self.model.test_cfg['prompt'] = prompt
         elif prompt != 'fixed':

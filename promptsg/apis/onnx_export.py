@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from promptsg.errors import ConfigError
+from promptsg.optional import require
 
 #: Opset of the legacy TorchScript exporter used here (``onnxscript``-free, works offline).
 DEFAULT_OPSET = 17
@@ -90,8 +91,11 @@ def export_onnx(
 
     Metadata: ``input_size`` ("H,W"), ``input_range`` ("0-255 RGB"), ``prompt``, ``aspect``.
     Returns the path written.
+
+    Raises:
+        MissingDependencyError: onnx is not installed (one line naming the pip install).
     """
-    import onnx
+    onnx = require('onnx', 'ONNX export')
 
     graph = EmbeddingGraph(model.cpu(), aspect).eval()
     h, w = input_size(model)
@@ -140,8 +144,11 @@ def compare_onnx(
 
     The torch side is the model itself (data preprocessor, then ``embed`` with the fixed
     prompt), not the export wrapper.
+
+    Raises:
+        MissingDependencyError: onnxruntime is not installed.
     """
-    import onnxruntime as ort
+    ort = require('onnxruntime', 'checking the ONNX export (skip it with --no-verify)')
 
     h, w = input_size(model)
     gen = torch.Generator().manual_seed(seed)

@@ -104,14 +104,22 @@ def version_table(configs_dir: str | Path, backbone: str) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
+#: ``configs/README.md`` below this line is written by hand and kept as it is.
+HAND_WRITTEN = '<!-- Written by hand below this line; tools/chronology.py readme keeps it. -->'
+
+
 def render_readme(configs_root: str | Path) -> str:
-    """The whole ``configs/README.md``."""
+    """The whole ``configs/README.md``: the generated part, then the existing hand-written part."""
     root = Path(configs_root)
     parts = [INTRO]
     for folder, title in CHRONOLOGIES:
         parts.append(f'## Stage-3 chronology, {title} (`{folder}/`)\n')
         parts.append(version_table(root / folder, folder) + '\n')
     parts += [HOW_TO_RUN, SEED_ORIGIN]
+    current = root / 'README.md'
+    text = current.read_text(encoding='utf-8') if current.is_file() else ''
+    if HAND_WRITTEN in text:
+        parts.append(HAND_WRITTEN + text.split(HAND_WRITTEN, 1)[1])
     return '\n'.join(parts)
 
 

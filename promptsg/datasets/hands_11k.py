@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 
 from promptsg.datasets.base import ReIDDataset
+from promptsg.datasets.csv_rows import read_csv_rows
 from promptsg.datasets.protocols import (
     hold_out_one_per_id,
     monte_carlo_splits,
@@ -179,6 +179,8 @@ class Hands11k(ReIDDataset):
         if not os.path.isdir(img_dir):
             raise DataError(f'11k Hands image folder not found: {img_dir}')
         rows = read_hand_info(self.ann_file)
+        if self.test_mode or self.duplicates == 'drop':  # before the splits index the rows
+            rows = self.drop_duplicates(rows, key='imageName')
         needed = ASPECTS if self.split == 'test' and self.gallery == 'all_aspects' else self.aspects
         by_aspect: dict[str, list[tuple[int, str]]] = {a: [] for a in ASPECTS}
         for row in rows:
@@ -201,30 +203,23 @@ class Hands11k(ReIDDataset):
 
 def read_hand_info(path: str) -> list[dict]:
     """Rows of ``HandInfo.csv`` as dicts: ``pid`` (int, whitespace stripped), ``accessories``
-    (int), ``aspect`` and ``imageName``."""
+    (int), ``aspect``, ``imageName`` and ``row`` (``'HandInfo.csv line N'``)."""
     if not os.path.isfile(path):
         raise DataError(f'11k Hands annotation file not found: {path}')
-    with open(path, newline='', encoding='utf-8-sig') as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise DataError(f'{path} lacks column(s) {", ".join(missing)}')
-        reader.fieldnames = columns
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            values = {k: (row[k] or '').strip() for k in REQUIRED_COLUMNS}
-            for key in ('id', 'accessories'):
-                if not values[key].isdigit():
-                    raise DataError(f'{path} line {line}: {key} {values[key]!r} is not an integer')
-            rows.append(
-                dict(
-                    pid=int(values['id']),
-                    accessories=int(values['accessories']),
-                    aspect=values['aspectOfHand'],
-                    imageName=values['imageName'],
-                )
+    rows = []
+    for line, values in read_csv_rows(path, REQUIRED_COLUMNS):
+        for key in ('id', 'accessories'):
+            if not values[key].isdigit():
+                raise DataError(f'{path} line {line}: {key} {values[key]!r} is not an integer')
+        rows.append(
+            dict(
+                pid=int(values['id']),
+                accessories=int(values['accessories']),
+                aspect=values['aspectOfHand'],
+                imageName=values['imageName'],
+                row=f'{os.path.basename(path)} line {line}',
             )
+        )
     return rows
 
 

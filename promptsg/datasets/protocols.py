@@ -52,6 +52,49 @@ def hold_out_one_per_id(
     return sorted(kept), sorted(held_out)
 
 
+def hold_out_ids(pids: Iterable[int], count: int, seed: int) -> list[int]:
+    """``count`` seeded identities of ``pids`` (sorted): the ``count`` smallest per-id draws.
+
+    Each id's draw comes from its own generator, so whether an id is held out depends only on
+    the seed, its own draw and ``count``, never on the input order.
+    """
+    ids = sorted(set(int(p) for p in pids))
+    draws = {pid: _rng(seed, pid, purpose=2).random() for pid in ids}
+    return sorted(sorted(ids, key=lambda pid: (draws[pid], pid))[:count])
+
+
+def query_per_camera(
+    pids: Sequence[int], camids: Sequence[int], seed: int, keys: Sequence | None = None
+) -> list[int]:
+    """Positions of the query images of a held-out-id validation set (sorted).
+
+    Per id, one seeded image per camera is a query, unless no image of that id from another
+    camera would stay in the gallery (then it stays in the gallery, so every query keeps a
+    match under the same-id-same-camera rule). Cameras are visited in order. An id whose
+    cameras are unknown (``camid < 0``) gets one query when it has two or more images. An id
+    seen by a single camera, or with a single image, is gallery-only (a distractor).
+    """
+    queries = []
+    for pid, positions in _group(pids, keys).items():
+        cams = sorted({camids[p] for p in positions})
+        if cams[0] < 0:
+            if len(positions) > 1:
+                queries.append(positions[_rng(seed, pid, purpose=3).integers(len(positions))])
+            continue
+        chosen = set()
+        for cam in cams:
+            on_cam = [p for p in positions if camids[p] == cam]
+            pick = on_cam[_rng(seed, pid, purpose=3, split=cam).integers(len(on_cam))]
+            chosen.add(pick)
+        for cam in cams:
+            pick = next(p for p in chosen if camids[p] == cam)
+            matches = [p for p in positions if camids[p] != cam and p not in chosen]
+            if not matches:
+                chosen.discard(pick)
+        queries.extend(chosen)
+    return sorted(queries)
+
+
 def monte_carlo_splits(
     pids: Sequence[int], num_splits: int, seed: int, keys: Sequence | None = None
 ) -> list[dict[str, list[int]]]:
@@ -89,7 +132,8 @@ def _group(pids: Sequence[int], keys: Sequence | None) -> dict[int, list[int]]:
 
 
 def _rng(seed: int, pid: int, purpose: int, split: int = 0) -> np.random.Generator:
-    """A generator for one choice: hold-out (purpose 0) or Monte-Carlo split ``split`` (1)."""
+    """A generator for one choice: hold-out image (purpose 0), Monte-Carlo split ``split`` (1),
+    held-out id (2) or held-out id's query on camera ``split`` (3)."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
     return np.random.default_rng([int(seed), purpose, split, int(pid < 0), abs(int(pid))])

@@ -30,7 +30,10 @@ class PKSampler(Sampler):
     """
 
     def __init__(self, dataset, batch_size: int, num_instances: int = 4, seed: int | None = None):
-        if num_instances < 1 or batch_size % num_instances:
+        for key, value in (('batch_size', batch_size), ('num_instances', num_instances)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f'PKSampler: {key} must be a positive integer; got {value!r}')
+        if batch_size % num_instances:
             raise ConfigError(
                 f'PKSampler: batch_size ({batch_size}) must be a multiple of num_instances '
                 f'({num_instances})'

@@ -36,7 +36,7 @@ class LoadImage:
             try:
                 with Image.open(path) as im:
                     img = im.convert('RGB')
-            except (OSError, UnidentifiedImageError) as e:
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
                 raise DataError(f'cannot read image {path}: {e}') from e
         if isinstance(img, Image.Image):
             img = F.pil_to_tensor(img.convert('RGB'))
@@ -109,7 +109,8 @@ class RandomErasing(_ImageOp):
 
 @TRANSFORMS.register_module()
 class PackReIDInputs:
-    """Return ``{'inputs': (3, H, W) uint8, 'data_samples': {pid, camid, sample_idx, is_query, aspect}}``."""
+    """Return ``{'inputs': (3, H, W) uint8, 'data_samples': {pid, camid, sample_idx, is_query,
+    aspect, domain}}``; ``domain`` is the data set's name in a ``ConcatReIDDataset`` ('' else)."""
 
     def __call__(self, results: dict) -> dict:
         sample = {
@@ -118,5 +119,6 @@ class PackReIDInputs:
             'sample_idx': int(results.get('sample_idx', -1)),
             'is_query': bool(results.get('is_query', False)),
             'aspect': results.get('aspect', ''),
+            'domain': results.get('domain', ''),
         }
         return {'inputs': results['img'], 'data_samples': sample}

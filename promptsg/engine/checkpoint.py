@@ -10,7 +10,8 @@ checkpoint loads), by replacing mmengine's loader for local paths. Importing
 :func:`check_checkpoint_fits` turns mmengine's silent non-strict loading into one
 ``CheckpointError`` line naming the mismatched keys and the differing ``model.*`` config keys;
 :func:`latest_checkpoint` and :func:`best_checkpoint` find what ``--resume`` and
-``tools/test.py WORK_DIR`` use.
+``tools/test.py WORK_DIR`` use; :func:`resolve_checkpoint` is the rule every tool that takes a
+checkpoint applies (a file, or a work dir's best checkpoint).
 """
 
 from __future__ import annotations
@@ -58,16 +59,27 @@ def load_checkpoint_file(filename: str, map_location=None) -> dict:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        m = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        what = f'it holds {m.group(1)}, which is not allow-listed' if m else str(e).splitlines()[0]
         raise CheckpointError(
-            f'cannot load checkpoint {filename} safely: {what} (see promptsg.engine.checkpoint)'
+            f'cannot load checkpoint {filename} safely: {_unsafe_reason(str(e))}; nothing was '
+            'loaded (only tensors and the types listed in promptsg.engine.checkpoint are read)'
         ) from e
     except (RuntimeError, EOFError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split('. ')[0]
         raise CheckpointError(
             f'cannot load checkpoint {filename} (truncated or not a torch file?): {first}'
         ) from e
+
+
+def _unsafe_reason(text: str) -> str:
+    """What torch's safe unpickler refused, without torch's advice to load the file unsafely."""
+    m = re.search(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)', text)
+    if m:
+        return f'it holds {m.group(1)}, which is not allow-listed (code, not weights)'
+    m = re.search(r'Unsupported operand \d+|invalid load key[^\n]*', text)
+    if m:
+        return f'not a torch checkpoint (unreadable pickle data: {m.group(0).rstrip(".")})'
+    return 'its contents are not tensors and allow-listed types'
 
 
 def install_checkpoint_loader() -> None:
@@ -171,15 +183,26 @@ def check_checkpoint_fits(
     return diff
 
 
+def _pointed(work_dir: str, pointer: str) -> str | None:
+    """The file of ``work_dir`` that the text file ``pointer`` there names (by its base name,
+    so that a moved work dir or another current directory still finds it), if it exists."""
+    pointer = os.path.join(work_dir, pointer)
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        named = f.read().strip()
+    if not named:
+        return None
+    path = os.path.join(work_dir, os.path.basename(named))
+    return path if os.path.isfile(path) else None
+
+
 def latest_checkpoint(work_dir: str) -> str | None:
     """The checkpoint to resume from in ``work_dir``: the one named by ``last_checkpoint`` if
     that file exists, else the highest ``epoch_N.pth``/``iter_N.pth``; None when there is none."""
-    pointer = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named and os.path.isfile(named):
-            return named
+    named = _pointed(work_dir, 'last_checkpoint')
+    if named is not None:
+        return named
     found = []
     for fname in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
         m = re.fullmatch(r'(epoch|iter)_(\d+)\.pth', fname)
@@ -189,13 +212,17 @@ def latest_checkpoint(work_dir: str) -> str | None:
 
 
 def best_checkpoint(work_dir: str) -> str:
-    """The single ``best_*.pth`` kept in ``work_dir``.
+    """The best checkpoint of ``work_dir``: the one ``best_checkpoint`` names, else the single
+    ``best_*.pth`` there (a run killed mid-rotation may leave two, the pointer decides).
 
     Raises:
         CheckpointError: there is none (naming what is there) or there are several.
     """
     if not os.path.isdir(work_dir):
         raise CheckpointError(f'work dir not found: {work_dir}')
+    named = _pointed(work_dir, 'best_checkpoint')
+    if named is not None:
+        return named
     names = sorted(f for f in os.listdir(work_dir) if f.startswith('best_') and f.endswith('.pth'))
     if len(names) == 1:
         return os.path.join(work_dir, names[0])
@@ -206,3 +233,21 @@ def best_checkpoint(work_dir: str) -> str:
             f'{_shorten(others) or "no checkpoints"} (pass one of them explicitly)'
         )
     raise CheckpointError(f'several best checkpoints in {work_dir}: {", ".join(names)}; pass one')
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint file as given, or the best checkpoint of a training work dir.
+
+    The rule of ``tools/test.py`` and of every inference tool (``ReIDInferencer``, extract,
+    search, export_onnx). A work dir without a single ``best_*.pth`` is an error, never a
+    silent fall-back to the last checkpoint.
+
+    Raises:
+        CheckpointError: the path does not exist, or the work dir has no (or several) best.
+    """
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        return best_checkpoint(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    return path

@@ -41,7 +41,11 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
     from promptsg.apis.inferencer import PROMPTS
 
     parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='checkpoint file (e.g. work_dirs/v6/best_*.pth)')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file (e.g. work_dirs/v6/best_*.pth), or a training work dir: its best '
+        'checkpoint is used, as by tools/test.py',
+    )
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument(
         '--prompt',
@@ -57,10 +61,11 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_inferencer(args: argparse.Namespace) -> ReIDInferencer:
-    """The inferencer the parsed options describe."""
+    """The inferencer the parsed options describe; says on stderr which checkpoint a work dir
+    resolved to, and where a ``None`` ``model.num_classes`` was taken from."""
     from promptsg.apis.inferencer import ReIDInferencer
 
-    return ReIDInferencer(
+    inferencer = ReIDInferencer(
         args.config,
         args.checkpoint,
         device=args.device,
@@ -70,6 +75,15 @@ def build_inferencer(args: argparse.Namespace) -> ReIDInferencer:
         num_workers=args.num_workers,
         cfg_options=args.cfg_options,
     )
+    if inferencer.checkpoint and inferencer.checkpoint != args.checkpoint:
+        print(f'checkpoint: {inferencer.checkpoint}', file=sys.stderr)
+    if inferencer.num_classes_from:
+        print(
+            f'model.num_classes = {inferencer.cfg.model.num_classes} '
+            f'(from {inferencer.num_classes_from})',
+            file=sys.stderr,
+        )
+    return inferencer
 
 
 def run_cli(main: Callable[[], object]) -> None:
@@ -82,12 +96,41 @@ def run_cli(main: Callable[[], object]) -> None:
         main()
         close_distributed()
     except PromptSGError as e:
-        _fail(f'error: {e}')
+        _fail(f'error: {_worker_cause(str(e))}')
+    except KeyboardInterrupt:
+        _fail('error: interrupted (Ctrl-C)')
+    except KeyError as e:
+        text = str(e.args[0]) if e.args else ''
+        if _NO_TYPE not in text:
+            raise
+        shown = text.split('but got ', 1)[-1].split('\n')[0]
+        shown = shown if len(shown) <= 160 else shown[:157] + '...'
+        _fail(
+            f"error: a component config has no 'type' key: {shown} (name the component, e.g. "
+            "type='LinearClassifier')"
+        )
     except TypeError as e:
         m = _BAD_KWARG.search(str(e))
         if m is None:
             raise
         _fail(f"error: {m.group(1)} has no argument '{m.group(2)}' (check the config)")
+
+
+#: mmengine's message for a component dict without ``type``.
+_NO_TYPE = 'must contain the key "type"'
+#: The last line of a traceback that torch's data loader copied from a worker.
+_RAISED = re.compile(r'^(?:[\w.]+\.)?\w+: (.+)$')
+
+
+def _worker_cause(text: str) -> str:
+    """The error itself, not the data-loader worker traceback torch wraps it in."""
+    if 'Original Traceback' not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+    m = _RAISED.match(last)
+    worker = re.search(r'DataLoader worker process \d+', text)
+    where = f' (in {worker.group(0)})' if worker else ''
+    return (m.group(1) if m else last) + where
 
 
 def close_distributed() -> None:

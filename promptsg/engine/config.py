@@ -3,6 +3,7 @@ and the defaults every promptsg config gets (optimiser wrapper, worker seeding, 
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os.path as osp
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ __all__ = [
     'DictAction',
     'apply_cfg_options',
     'complete_gpu_defaults',
+    'check_config_values',
     'complete_optim_wrapper',
     'fill_num_classes',
     'load_config',
@@ -89,6 +91,7 @@ def read_config(path: str) -> Config:
     file or a ``custom_imports`` module) as a one-line ConfigError."""
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
+    check_base_cycle(path)
     try:
         return Config.fromfile(path)
     except SyntaxError as err:
@@ -100,6 +103,49 @@ def read_config(path: str) -> Config:
             root = root.__cause__ or root.__context__
         first = (str(root).strip().splitlines() or [''])[0]
         raise ConfigError(f'cannot read config {path}: {type(root).__name__}: {first}') from err
+
+
+def _base_files(path: str) -> list[str]:
+    """The local ``_base_`` files a Python config names (resolved beside it), read with
+    ``ast`` without running the file; package bases (``pkg::path``) are not followed."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return []  # Config.fromfile reports it
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            names += [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
+    folder = osp.dirname(path)
+    return [osp.normpath(osp.join(folder, n)) for n in names if '::' not in n]
+
+
+def check_base_cycle(path: str) -> None:
+    """Raise ConfigError when a config's ``_base_`` chain leads back to itself (mmengine would
+    recurse until a RecursionError)."""
+    done: set[str] = set()
+
+    def visit(node: str, chain: list[str]) -> None:
+        node = osp.realpath(node)
+        if node in chain:
+            loop = chain[chain.index(node) :] + [node]
+            raise ConfigError(
+                f'_base_ cycle in config {path}: ' + ' -> '.join(osp.relpath(p) for p in loop)
+            )
+        if node in done or not osp.isfile(node):
+            return
+        for base in _base_files(node):
+            visit(base, [*chain, node])
+        done.add(node)
+
+    visit(path, [])
 
 
 #: The data loaders whose data sets ``--data-root`` points at.
@@ -128,10 +174,38 @@ def load_config(
     cfg = read_config(path)
     complete_optim_wrapper(cfg)  # so that options may add e.g. optim_wrapper.dtype
     present = {k: v for k, v in path_options(data_root, pretrained).items() if _has_loader(cfg, k)}
+    _check_one_data_root(cfg, present)
     apply_cfg_options(cfg, present)
     apply_cfg_options(cfg, options)
+    check_config_values(cfg)
     sync_sampler_batch_size(cfg)
     return cfg
+
+
+#: ``(section, key, smallest valid value)`` of the integer settings checked before any work.
+INTEGER_SETTINGS = tuple(
+    (loader, key, low)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for key, low in (('batch_size', 1), ('num_workers', 0))
+) + (
+    ('train_cfg', 'max_epochs', 1),
+    ('train_cfg', 'max_iters', 1),
+    ('train_cfg', 'val_interval', 1),
+)
+
+
+def check_config_values(cfg: Config) -> None:
+    """Raise ConfigError for a batch size, worker count or epoch count that is not an integer
+    in range, whether written in the config file or given as an option (``batch_size=0`` would
+    hang the P×K sampler; ``batch_size='16'`` fails deep in the data loader)."""
+    for section, key, low in INTEGER_SETTINGS:
+        node = cfg.get(section)
+        if not isinstance(node, Mapping) or node.get(key) is None:
+            continue
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            kind = 'a positive integer' if low == 1 else 'an integer >= 0'
+            raise ConfigError(f'{section}.{key} must be {kind}; got {value!r}')
 
 
 def sync_sampler_batch_size(cfg: Config) -> None:
@@ -140,6 +214,19 @@ def sync_sampler_batch_size(cfg: Config) -> None:
     sampler = loader.get('sampler') or {}
     if sampler.get('type') == 'PKSampler':
         sampler['batch_size'] = loader['batch_size']
+
+
+def _check_one_data_root(cfg: Config, options: dict) -> None:
+    """``--data-root`` names one folder: a loader over several data sets (``ConcatReIDDataset``)
+    needs one per member, so that is a ConfigError naming the options to use instead."""
+    for key in options:
+        loader = key.split('.')[0]
+        if key.endswith('.data_root') and cfg[loader].dataset.get('type') == 'ConcatReIDDataset':
+            raise ConfigError(
+                f'--data-root gives one folder, but {loader} reads several data sets '
+                f'(ConcatReIDDataset): set each with --cfg-options '
+                f'{loader}.dataset.datasets.<i>.data_root=FOLDER'
+            )
 
 
 def _has_loader(cfg: Config, key: str) -> bool:

@@ -10,6 +10,7 @@ killed while saving leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -46,3 +47,19 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
         atomic_write(obj.encode(encoding), filepath)
+
+
+#: Names :func:`atomic_write` gives its temporary files: ``.<target name>.<random>.tmp``.
+_TEMPORARY = re.compile(r'\..+\.[A-Za-z0-9_]+\.tmp')
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[str]:
+    """Delete the temporary files that an :func:`atomic_write` killed mid-write left in
+    ``folder`` (call only while no other process writes there); return their paths."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    stale = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if _TEMPORARY.fullmatch(f)]
+    for path in stale:
+        os.remove(path)
+    return stale

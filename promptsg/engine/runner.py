@@ -24,9 +24,19 @@ from promptsg.engine.config import (
     sync_sampler_batch_size,
 )
 from promptsg.engine.fileio import atomic_write
-from promptsg.errors import CheckpointError, ConfigError
+from promptsg.errors import CheckpointError, ConfigError, PromptSGError
+from promptsg.evaluation.domains import SPLIT_NAME
+from promptsg.optional import check_vis_backends
 
-__all__ = ['build_runner', 'summary_line', 'test_best_checkpoint', 'write_metrics']
+__all__ = [
+    'build_runner',
+    'check_datasets',
+    'default_work_dir',
+    'resolve_work_dir',
+    'summary_line',
+    'test_best_checkpoint',
+    'write_metrics',
+]
 
 
 #: Hooks every promptsg run needs (safe checkpoints, resumable randomness, per-epoch model
@@ -87,10 +97,49 @@ def _prepare_cpu_distributed(cfg: Config, launcher: str) -> None:
         torch.distributed.init_process_group(backend='gloo', **kwargs)
 
 
+def default_work_dir(config_path: str) -> str:
+    """``work_dirs/`` + the config's path under its ``configs/`` folder, without ``.py``
+    (``configs/vit_b16/v6.py`` -> ``work_dirs/vit_b16/v6``, so the RN50 v6 has its own);
+    ``work_dirs/<name>`` for a config outside a ``configs/`` folder."""
+    parts = osp.normpath(osp.abspath(config_path)).split(os.sep)
+    stem = osp.splitext(parts[-1])[0]
+    if 'configs' in parts[:-1]:
+        below = parts[len(parts) - 1 - parts[:-1][::-1].index('configs') : -1]
+        return osp.join('work_dirs', *below, stem)
+    return osp.join('work_dirs', stem)
+
+
+def resolve_work_dir(cfg: Config, work_dir: str | None = None) -> str:
+    """Set and return ``cfg.work_dir``: ``work_dir``, else the config's own, else
+    :func:`default_work_dir`."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(cfg.filename)
+    return cfg.work_dir
+
+
+def check_datasets(cfg: Config, loaders=('val_dataloader', 'test_dataloader')) -> None:
+    """Build the evaluation data sets now, checking their lists and images, so that a fault
+    stops the run before its first training iteration (mmengine builds them only when it
+    validates or tests); the error names the loader. The training set is built by the Runner
+    before training starts."""
+    from promptsg.registry import DATASETS
+
+    for loader in loaders:
+        node = cfg.get(loader)
+        if not isinstance(node, Mapping) or not isinstance(node.get('dataset'), Mapping):
+            continue
+        try:
+            DATASETS.build(node['dataset'])
+        except PromptSGError as e:
+            raise type(e)(f'{loader}.dataset: {e}') from e
+
+
 def build_runner(
     cfg: Config, work_dir: str | None = None, launcher: str = 'none', resume: str | None = None
 ) -> Runner:
-    """Build the mmengine Runner: work dir (default ``work_dirs/<config name>``) and launcher.
+    """Build the mmengine Runner: work dir (see :func:`resolve_work_dir`) and launcher.
 
     Also completes the config (it is what the work dir's config dump shows): the essential
     hooks, ``ReIDOptimWrapperConstructor``/``ReIDOptimWrapper`` as the optimiser defaults,
@@ -100,11 +149,14 @@ def build_runner(
     ``resume``: None, 'auto' (the latest checkpoint in the work dir; none found starts afresh)
     or a checkpoint path.
     """
+    if not isinstance(cfg.get('model'), Mapping):
+        raise ConfigError(
+            f'config {cfg.filename} has no model: define model = dict(type=...) or inherit a '
+            'model file through _base_'
+        )
     cfg.launcher = launcher
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
+    check_vis_backends(cfg)  # before anything is written
+    resolve_work_dir(cfg, work_dir)
     os.makedirs(cfg.work_dir, exist_ok=True)
     if not torch.cuda.is_available():
         _prepare_cpu_distributed(cfg, launcher)
@@ -158,7 +210,25 @@ def write_metrics(metrics: dict, path: str) -> None:
 
 
 def summary_line(metrics: dict, prefix: str = 'reid') -> str:
-    """``Rank-1 93.20  Rank-5 ...  mAP 85.10`` from a metric dict (std appended when present)."""
+    """``Rank-1 93.20  Rank-5 ...  mAP 85.10`` from a metric dict (std appended when present).
+
+    With several test sets (``<prefix>/<domain>/mAP`` keys, see promptsg.evaluation.domains) the
+    flat figures are their mean and each test set follows: ``... | market1501: Rank-1 ...``.
+    """
+    line = _scores_text(metrics, prefix)
+    domains = [
+        key[len(prefix) + 1 : -len('/mAP')]
+        for key in metrics
+        if key.startswith(f'{prefix}/') and key.endswith('/mAP') and key.count('/') == 2
+    ]
+    domains = [d for d in domains if not SPLIT_NAME.match(d)]
+    if domains:
+        line += f' (mean of {len(domains)} test sets)'
+        line += ''.join(f'  |  {d}: {_scores_text(metrics, f"{prefix}/{d}")}' for d in domains)
+    return line
+
+
+def _scores_text(metrics: dict, prefix: str) -> str:
     parts = []
     for key, label in (
         ('rank1', 'Rank-1'),

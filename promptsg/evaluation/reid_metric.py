@@ -7,10 +7,16 @@ from collections.abc import Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from tabulate import tabulate
 
 from promptsg.errors import ConfigError, DataError
+from promptsg.evaluation.domains import (
+    group_by_domain,
+    mean_over_domains,
+    record_domains,
+    restrict_splits,
+)
 from promptsg.evaluation.functional import (
     AP_MODES,
     DISTANCE_METRICS,
@@ -29,7 +35,8 @@ class ReIDMetric(BaseMetric):
     de-duplicates the records by ``sample_idx`` (distributed collection may reorder and pad),
     then scores every split of ``dataset_meta['splits']`` (lists of sample_idx) from the same
     features and reports the mean, ``<key>_std`` and ``split<i>/<key>``; without splits the
-    ``is_query`` flags define a single query/gallery split.
+    ``is_query`` flags define a single query/gallery split. Samples that carry a ``domain``
+    (several test sets in one run) are scored per domain, see :mod:`promptsg.evaluation.domains`.
 
     Args:
         metric: 'cosine' or 'euclidean' distance.
@@ -74,16 +81,19 @@ class ReIDMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store one record per predicted sample, its feature (D,) moved to the CPU."""
+        domains = _batch_domains(data_batch)
         for sample in data_samples:
-            self.results.append(
-                {
-                    'feat': torch.as_tensor(sample['feat']).detach().cpu().float().reshape(-1),
-                    'pid': int(sample['pid']),
-                    'camid': int(sample['camid']),
-                    'sample_idx': int(sample['sample_idx']),
-                    'is_query': bool(sample['is_query']),
-                }
-            )
+            record = {
+                'feat': torch.as_tensor(sample['feat']).detach().cpu().float().reshape(-1),
+                'pid': int(sample['pid']),
+                'camid': int(sample['camid']),
+                'sample_idx': int(sample['sample_idx']),
+                'is_query': bool(sample['is_query']),
+            }
+            domain = sample.get('domain') or domains.get(record['sample_idx'])
+            if domain:
+                record['domain'] = str(domain)
+            self.results.append(record)
 
     def _splits(self, records: list[dict]) -> list[dict]:
         """Splits as row indices into ``records`` (sorted by sample_idx)."""
@@ -125,6 +135,14 @@ class ReIDMetric(BaseMetric):
             raise DataError('no evaluation samples were collected')
         splits = self._splits(records)
         feats = torch.stack([r['feat'] for r in records])
+        self._check_finite(feats)
+        groups = group_by_domain(record_domains(records, (self.dataset_meta or {}).get('domains')))
+        if groups is not None:
+            return self._compute_per_domain(feats, records, splits, groups)
+        return self._score(feats, records, splits)
+
+    def _score(self, feats, records: list[dict], splits: list[dict]) -> dict[str, float]:
+        """Flat metrics of ``splits`` (row indices into ``records``): mean, std, per split."""
         scores = multi_split_cmc_map(
             feats,
             [r['pid'] for r in records],
@@ -147,6 +165,45 @@ class ReIDMetric(BaseMetric):
         self._log_table(scores, keys)
         return metrics
 
+    @staticmethod
+    def _check_finite(feats: torch.Tensor) -> None:
+        """A DataError for NaN/inf features (N, D), naming the run's skipped updates."""
+        bad = int((~torch.isfinite(feats).all(dim=1)).sum())
+        if not bad:
+            return
+        hub = MessageHub.get_current_instance()
+        skips = hub.log_scalars.get('train/nonfinite_skips')
+        why = (
+            f'; this run skipped {int(skips.current())} non-finite updates '
+            '(optim_wrapper.nonfinite=skip): the model itself may have diverged'
+            if skips is not None and skips.current()
+            else ''
+        )
+        raise DataError(
+            f'{bad} of {len(feats)} evaluation features are NaN or inf{why} '
+            '(check the learning rate and the input images)'
+        )
+
+    # --- Per-domain evaluation (several test sets in one run; promptsg.evaluation.domains) ---
+
+    def _compute_per_domain(
+        self, feats, records: list[dict], splits: list[dict], groups: dict[str, list[int]]
+    ) -> dict[str, float]:
+        """Score each domain on its own query/gallery; flat keys = the mean over domains."""
+        keys = [f'rank{k}' for k in self.topk] + list(self.SCORE_KEYS)
+        per_domain = {}
+        for domain, rows in groups.items():
+            print_log(f'test set {domain!r}:', 'current')
+            per_domain[domain] = self._score(feats, records, restrict_splits(splits, rows, domain))
+        metrics = mean_over_domains(per_domain, keys)
+        for domain, scores in per_domain.items():
+            metrics.update({f'{domain}/{key}': value for key, value in scores.items()})
+        rows = [[d] + [m[k] for k in keys] for d, m in per_domain.items()]
+        rows.append([f'mean of {len(rows)}'] + [metrics[k] for k in keys])
+        table = tabulate(rows, headers=['', *keys], floatfmt='.2f')
+        print_log(f'ReID per test set (percent):\n{table}', 'current')
+        return metrics
+
     def _log_table(self, scores: dict, keys: list[str]) -> None:
         rows = [[f'split{i}'] + [s[k] for k in keys] for i, s in enumerate(scores['splits'])]
         if len(rows) > 1:
@@ -154,3 +211,16 @@ class ReIDMetric(BaseMetric):
             rows.append(['std'] + [scores['std'][k] for k in keys])
         table = tabulate(rows, headers=['', *keys], floatfmt='.2f')
         print_log(f'ReID {self.metric} distance, {self.ap} AP (percent):\n{table}', 'current')
+
+
+def _batch_domains(data_batch) -> dict[int, str]:
+    """``{sample_idx: domain}`` from a collated batch's data samples (empty without domains)."""
+    samples = data_batch.get('data_samples') if isinstance(data_batch, dict) else None
+    if not isinstance(samples, dict) or not samples.get('domain'):
+        return {}
+    return {
+        int(idx): str(domain)
+        for idx, domain in zip(
+            torch.as_tensor(samples['sample_idx']).tolist(), samples['domain'], strict=True
+        )
+    }

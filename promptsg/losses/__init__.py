@@ -9,6 +9,7 @@ from promptsg.losses.balancing import (
 )
 from promptsg.losses.center import CenterLoss
 from promptsg.losses.cross_entropy import CrossEntropyLoss
+from promptsg.losses.image_text import ImageTextContrastiveLoss, ImageToTextCELoss
 from promptsg.losses.supcon import SupConLoss
 from promptsg.losses.triplet import TripletLoss
 
@@ -17,6 +18,8 @@ __all__ = [
     'CenterLoss',
     'CrossEntropyLoss',
     'FixedWeights',
+    'ImageTextContrastiveLoss',
+    'ImageToTextCELoss',
     'LinearRampWeight',
     'LossBalancer',
     'SupConLoss',

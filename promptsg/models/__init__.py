@@ -2,6 +2,7 @@
 
 from promptsg.models import backbones, data_preprocessor, interaction, prompts  # noqa: F401
 from promptsg.models.baseline import ReIDBaseline
+from promptsg.models.clip_reid import CLIPReID
 from promptsg.models.promptsg import PromptSG
 
-__all__ = ['PromptSG', 'ReIDBaseline']
+__all__ = ['CLIPReID', 'PromptSG', 'ReIDBaseline']

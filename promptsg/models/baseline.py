@@ -132,6 +132,8 @@ class ReIDBaseline(BaseModel):
                 continue
             cfg = dict(cfg)
             inputs = cfg.pop('inputs', None) or DEFAULT_LOSS_INPUTS.get(cfg.get('type'))
+            if inputs is None and isinstance(cfg.get('type'), str):
+                LOSSES.get(cfg['type'])  # an unknown (misspelled) type is named as such first
             if inputs is None:
                 raise ConfigError(
                     f"losses.{name}: loss '{cfg.get('type')}' needs inputs=(...) naming the "
@@ -226,18 +228,32 @@ class ReIDBaseline(BaseModel):
             if hasattr(module, 'set_epoch'):
                 module.set_epoch(epoch)
 
-    def run_backbone(self, inputs: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def side_info(self, data_samples: dict | None) -> dict:
+        """Backbone keyword arguments ``camid`` (and ``viewid``) (B,) when its SIE is on."""
+        if not getattr(self.backbone, 'sie_enabled', False) or not data_samples:
+            return {}
+        side = {'camid': torch.as_tensor(data_samples['camid'])}
+        if 'viewid' in data_samples:
+            side['viewid'] = torch.as_tensor(data_samples['viewid'])
+        return side
+
+    def run_backbone(
+        self, inputs: Tensor, data_samples: dict | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Global (B, D), tokens (B, N, D) and, in training when a loss takes them, the
-        intermediate states ``{'img_state_k': (B, D)}``."""
+        intermediate states ``{'img_state_k': (B, D)}``; SIE ids go to the backbone."""
+        side = self.side_info(data_samples)
         if not (self.training and self.visual_states):
-            return (*self.backbone(inputs), {})
-        global_feat, tokens, states = self.backbone.forward_states(inputs, self.visual_states)
+            return (*self.backbone(inputs, **side), {})
+        global_feat, tokens, states = self.backbone.forward_states(
+            inputs, self.visual_states, **side
+        )
         return global_feat, tokens, {f'img_state_{k}': v for k, v in states.items()}
 
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """Return ``{'feat': (B, D) retrieval feature, 'img_feat': (B, D) backbone global}``
         (plus the ``img_state_k`` that losses take, in training)."""
-        global_feat, _, states = self.run_backbone(inputs)
+        global_feat, _, states = self.run_backbone(inputs, data_samples)
         return {'feat': global_feat, 'img_feat': global_feat, **states}
 
     def forward(self, inputs: Tensor, data_samples: dict | None = None, mode: str = 'tensor'):

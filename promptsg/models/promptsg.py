@@ -104,7 +104,7 @@ class PromptSG(ReIDBaseline):
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """Features of a batch: ``feat`` (B, D') the retrieval feature, ``img_feat`` v (B, D),
         ``text_feat`` l_p (B, D), ``mim_feat`` (B, D), ``pseudo_token`` s* (B, T)."""
-        global_feat, tokens, states = self.run_backbone(inputs)
+        global_feat, tokens, states = self.run_backbone(inputs, data_samples)
         text_encoder = self.backbone.text_encoder
         aspects = (data_samples or {}).get('aspect')
         out = {'img_feat': global_feat, **states}

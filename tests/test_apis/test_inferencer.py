@@ -14,10 +14,13 @@ from mmengine.runner import load_checkpoint
 from PIL import Image
 
 from promptsg.apis import ReIDInferencer
+from promptsg.apis.inferencer import checkpoint_num_classes
+from promptsg.engine.config import load_config
 from promptsg.errors import CheckpointError, ConfigError, DataError
 from promptsg.registry import DATASETS, MODELS
 
 TINY_CONFIG = Path(__file__).resolve().parent / 'tiny_promptsg.py'
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
@@ -175,3 +178,92 @@ def test_cuhk03_mini_query_folder(inferencer, shared_data):
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
     first = inferencer(folder / names[0], progress=False)
     np.testing.assert_allclose(first[0], feats[0], atol=1e-6)
+
+
+#: Every shipped chronology config, with the tiny CLIP that replaces its backbone.
+SHIPPED = sorted((ROOT / 'configs').glob('*/v*.py'))
+TINY_ARCH = {'vit_b16': 'tiny-vit', 'rn50': 'tiny-rn'}
+
+
+def tiny_options(config: Path, **more) -> dict:
+    arch = TINY_ARCH[config.parent.name]
+    return {'model.backbone.arch': arch, 'model.backbone.pretrained': None, **more}
+
+
+def save_shipped_checkpoint(config: Path, path: Path, num_classes: int, saved_cfg: bool = False):
+    """Random weights of a shipped config with ``num_classes`` identities, with or without the
+    resolved config in ``meta['cfg']`` (as mmengine saves it); returns the state dict."""
+    cfg = load_config(str(config), tiny_options(config, **{'model.num_classes': num_classes}))
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('promptsg'):
+        state = MODELS.build(cfg.model).state_dict()
+    meta = {'cfg': cfg.pretty_text} if saved_cfg else {}
+    torch.save({'state_dict': state, 'meta': meta}, path)
+    return state
+
+
+@pytest.mark.parametrize('config', SHIPPED, ids=lambda p: f'{p.parent.name}/{p.stem}')
+def test_every_shipped_config_builds_without_checkpoint_or_data(config):
+    """``num_classes=None`` and no data set here: a 1-class head, embeddings unaffected."""
+    inferencer = ReIDInferencer(config, cfg_options=tiny_options(config))
+    assert inferencer.cfg.model.num_classes == 1
+    assert inferencer.num_classes_from.startswith('nowhere')
+
+
+@pytest.mark.parametrize(
+    'name', ['vit_b16/v1', 'vit_b16/v4', 'vit_b16/v6', 'vit_b16/v11', 'rn50/v6', 'rn50/v8']
+)
+def test_shipped_config_takes_num_classes_from_the_head_weights(name, tmp_path):
+    config = ROOT / 'configs' / f'{name}.py'
+    state = save_shipped_checkpoint(config, tmp_path / 'ckpt.pth', num_classes=5)
+    inferencer = ReIDInferencer(config, tmp_path / 'ckpt.pth', cfg_options=tiny_options(config))
+    assert inferencer.model.num_classes == 5 and inferencer.num_classes_from == 'the checkpoint'
+    loaded = inferencer.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_num_classes_from_the_saved_config_first(tmp_path):
+    """The saved config is read before any weight shape; a bare config says nothing."""
+    config = ROOT / 'configs' / 'vit_b16' / 'v6.py'
+    save_shipped_checkpoint(config, tmp_path / 'ckpt.pth', num_classes=7, saved_cfg=True)
+    ckpt = torch.load(tmp_path / 'ckpt.pth', weights_only=True)
+    assert checkpoint_num_classes(ckpt) == 7
+    assert checkpoint_num_classes({'meta': {'cfg': 'model = dict(num_classes=9)'}}) == 9
+    assert checkpoint_num_classes({'state_dict': {'head.weight': torch.zeros(3, 8)}}) == 3
+    centers = {'losses.center.centers': torch.zeros(11, 8), 'neck.bn.weight': torch.zeros(8)}
+    assert checkpoint_num_classes({'state_dict': centers}) == 11
+    assert checkpoint_num_classes({'state_dict': {'neck.bn.weight': torch.zeros(8)}}) is None
+    inferencer = ReIDInferencer(config, tmp_path / 'ckpt.pth', cfg_options=tiny_options(config))
+    assert inferencer.model.num_classes == 7
+
+
+def test_num_classes_from_the_training_set_without_checkpoint(shared_data):
+    root = shared_data / '11k_hands_mini'
+    if not root.is_dir():
+        pytest.skip('11k_hands_mini is absent')
+    config = ROOT / 'configs' / 'vit_b16' / 'v6.py'
+    roots = {f'{s}_dataloader.dataset.data_root': str(root) for s in ('train', 'val', 'test')}
+    inferencer = ReIDInferencer(config, cfg_options=tiny_options(config, **roots))
+    cfg = Config.fromfile(str(config))
+    with DefaultScope.overwrite_default_scope('promptsg'):
+        train = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(root), pipeline=[]))
+    assert inferencer.model.num_classes == train.metainfo['num_classes'] > 1
+    assert inferencer.num_classes_from == 'the training set'
+
+
+def test_a_work_dir_gives_its_best_checkpoint(
+    tiny_checkpoint, make_checkpoint, identity_folders, tmp_path
+):
+    """The rule of tools/test.py: the one best_*.pth, not the latest epoch."""
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    best = work_dir / 'best_reid_mAP_epoch_1.pth'
+    best.write_bytes(tiny_checkpoint.read_bytes())
+    make_checkpoint(work_dir / 'epoch_2.pth', seed=1)
+    by_dir = ReIDInferencer(TINY_CONFIG, work_dir)
+    assert by_dir.checkpoint == str(best)
+    expected = ReIDInferencer(TINY_CONFIG, tiny_checkpoint)(identity_folders, progress=False)
+    np.testing.assert_array_equal(by_dir(identity_folders, progress=False), expected)
+    best.unlink()
+    with pytest.raises(CheckpointError, match=r'no best checkpoint .* epoch_2\.pth'):
+        ReIDInferencer(TINY_CONFIG, work_dir)

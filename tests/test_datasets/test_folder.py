@@ -137,3 +137,67 @@ def test_csv_bad_input(tmp_path):
         build_csv(tmp_path, tmp_path / 'absent.csv')
     with pytest.raises(ConfigError, match='ann_file'):
         build_csv(tmp_path, '')
+
+
+def test_folder_accepts_every_format_pil_decodes(tmp_path):
+    """PGM/PPM identity folders (and other PIL formats) load; other files are still ignored."""
+    (tmp_path / 'a').mkdir()
+    Image.new('L', (8, 8), 50).save(tmp_path / 'a' / 'a_0.pgm')
+    Image.new('RGB', (8, 8)).save(tmp_path / 'a' / 'a_1.ppm')
+    (tmp_path / 'b').mkdir()
+    Image.new('RGB', (8, 8)).save(tmp_path / 'b' / 'b_0.tga')
+    (tmp_path / 'b' / 'notes.txt').write_text('ignored')
+    dataset = DATASETS.build(
+        dict(
+            type='FolderDataset',
+            data_root=str(tmp_path),
+            pipeline=[dict(type='LoadImage'), dict(type='PackReIDInputs')],
+        )
+    )
+    names = sorted(os.path.basename(s['img_path']) for s in dataset.data_list)
+    assert names == ['a_0.pgm', 'a_1.ppm', 'b_0.tga']
+    assert dataset[0]['inputs'].shape == (3, 8, 8)  # greyscale PGM read as RGB
+    (tmp_path / 'c').mkdir()
+    (tmp_path / 'c' / 'notes.txt').write_text('no image here')
+    with pytest.raises(DataError, match=r"/c' has no images \(.jpg, .png, .*\.pgm"):
+        build_folder(tmp_path)
+
+
+def test_folder_and_csv_val_holdout(tmp_path):
+    for pid in range(6):
+        for cam in (1, 2):
+            save(tmp_path / f'p{pid}' / f'p{pid}_c{cam}.jpg', (pid, cam, 0))
+    holdout = dict(mode='ids', size=2, seed=0)
+    kwargs = dict(camid_pattern=r'_c(\d+)', val_holdout=holdout)
+    train = build_folder(tmp_path, split='train', **kwargs)
+    val = build_folder(tmp_path, split='val', **kwargs)
+    assert train.metainfo['num_classes'] == 4 and sorted({s['pid'] for s in train}) == [0, 1, 2, 3]
+    assert not train.test_mode and val.test_mode
+    train_dirs = {os.path.dirname(s['img_path']) for s in train.data_list}
+    val_dirs = {os.path.dirname(s['img_path']) for s in val.data_list}
+    assert len(val_dirs) == 2 and not train_dirs & val_dirs
+    assert sum(s['is_query'] for s in val.data_list) == 2  # 2 images per id: 1 query keeps a match
+    rows = ''.join(f'p{p}/p{p}_c{c}.jpg,{p}\n' for p in range(6) for c in (1, 2))
+    ann = write_csv(tmp_path / 'list.csv', 'path,pid\n' + rows)
+    images = dict(mode='images', seed=1)
+    csv_train = build_csv(tmp_path, ann, split='train', val_holdout=images)
+    csv_val = build_csv(tmp_path, ann, split='val', val_holdout=images)
+    assert len(csv_train) == 6 and len(csv_val) == 12
+    assert sum(s['is_query'] for s in csv_val.data_list) == 6
+
+
+def test_val_holdout_needs_a_training_set(tmp_path):
+    make_identities(tmp_path / 'query')
+    make_identities(tmp_path / 'gallery')
+    with pytest.raises(ConfigError, match='has its own query/gallery'):
+        build_folder(
+            tmp_path, query_dir='query', gallery_dir='gallery', val_holdout=dict(mode='images')
+        )
+    with pytest.raises(ConfigError, match="needs split='train' or split='val', got None"):
+        build_folder(tmp_path / 'query', val_holdout=dict(mode='images'))
+    save(tmp_path / 'a.jpg')
+    save(tmp_path / 'b.jpg')
+    ann = write_csv(tmp_path / 'q.csv', 'path,pid,is_query\na.jpg,1,1\nb.jpg,1,0\n')
+    with pytest.raises(ConfigError, match='has its own query/gallery'):
+        build_csv(tmp_path, ann, split='val', val_holdout=dict(mode='images'))
+    assert len(build_csv(tmp_path, ann, split='val')) == 2  # a ready-made val list needs none

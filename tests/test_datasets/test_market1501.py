@@ -165,6 +165,18 @@ def test_bad_layouts_are_data_errors(tmp_path):
 
 def test_unknown_split_names_choices(tmp_path):
     with pytest.raises(
-        ConfigError, match=r"split 'val' is not one of \['train', 'query', 'gallery', 'test'\]"
+        ConfigError,
+        match=r"split 'dev' is not one of \['train', 'val', 'query', 'gallery', 'test'\]",
     ):
-        Market1501(str(tmp_path), split='val')
+        Market1501(str(tmp_path), split='dev')
+
+
+def test_val_split_needs_a_holdout(tiny_market):
+    with pytest.raises(ConfigError, match=r"split='val' needs val_holdout=dict\(mode='ids'"):
+        Market1501(tiny_market, split='val')
+
+
+def test_missing_layout_folder_names_it_and_the_layout(tmp_path):
+    (tmp_path / 'bounding_box_train').mkdir()
+    with pytest.raises(DataError, match=r'folder missing: .*query \(the layout needs'):
+        Market1501(str(tmp_path), split='query')

@@ -48,7 +48,14 @@ def test_quickstart_pipelines_end_in_uint8(quickstart, split):
     item = _item(quickstart, split)
     assert item['inputs'].dtype == torch.uint8
     assert tuple(item['inputs'].shape) == (3, *quickstart.img_size)
-    assert set(item['data_samples']) == {'pid', 'camid', 'sample_idx', 'is_query', 'aspect'}
+    assert set(item['data_samples']) == {
+        'pid',
+        'camid',
+        'sample_idx',
+        'is_query',
+        'aspect',
+        'domain',
+    }
     assert not any(
         'Normal' in t['type'] for t in quickstart[f'{split}_dataloader'].dataset.pipeline
     )
@@ -134,4 +141,5 @@ def test_pack_reid_inputs_defaults():
         'sample_idx': -1,
         'is_query': False,
         'aspect': '',
+        'domain': '',
     }

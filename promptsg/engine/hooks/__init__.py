@@ -6,5 +6,6 @@ from promptsg.engine.hooks import (  # noqa: F401
     early_stopping,
     progress,
     random_state,
+    stages,
     training,
 )

@@ -84,3 +84,66 @@ class PortableCheckpointHook(Hook):
                 scalars[key] = HistoryBuffer(
                     value['log_history'], value['count_history'], value['max_length']
                 )
+
+
+#: Option key prefixes whose values a resumed checkpoint's state replaces, and that state.
+RESUMED_STATE = (
+    (('optim_wrapper.optimizer.', 'optim_wrapper.paramwise_cfg.'), 'optimizer state'),
+    (('param_scheduler',), 'param scheduler state'),
+    (('randomness.',), 'random generator states'),
+)
+
+
+def _optimizer_values(checkpoint: dict, key: str) -> str:
+    """The resumed param groups' values of the option ``key`` (``lr_modules`` -> ``lr``)."""
+    name = key.rsplit('.', 1)[-1]
+    name = 'lr' if name.startswith('lr') else name
+    groups = checkpoint.get('optimizer', {}).get('param_groups', [])
+    values = [
+        f'{g.get("name", i)} {g[name]:g}'
+        if isinstance(g[name], float)
+        else f'{g.get("name", i)} {g[name]!r}'
+        for i, g in enumerate(groups)
+        if name in g
+    ]
+    return f' ({name}: {", ".join(values)})' if values else ''
+
+
+def resume_overrides(options: dict, checkpoint: dict) -> list[str]:
+    """The ``--cfg-options`` that resuming from ``checkpoint`` overrides, one text each."""
+    found = []
+    for key, value in options.items():
+        for prefixes, state in RESUMED_STATE:
+            if key.startswith(prefixes):
+                extra = _optimizer_values(checkpoint, key) if state == 'optimizer state' else ''
+                found.append(f'{key}={value!r} by the resumed {state}{extra}')
+                break
+    return found
+
+
+@HOOKS.register_module()
+class ResumedOptionsHook(Hook):
+    """On ``--resume``, warn which ``--cfg-options`` the resumed state overrides (the optimiser's
+    learning rates, the scheduler, the random generators), instead of ignoring them silently.
+
+    Args:
+        options: the ``--cfg-options`` given with ``--resume``.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, options: dict) -> None:
+        self.options = dict(options)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not runner._resume:
+            return
+        overridden = resume_overrides(self.options, checkpoint)
+        if overridden:
+            print_log(
+                '--resume: the checkpoint overrides --cfg-options '
+                + '; '.join(overridden)
+                + ' (start a new run, with load_from for the weights, to apply them)',
+                logger='current',
+                level=logging.WARNING,
+            )

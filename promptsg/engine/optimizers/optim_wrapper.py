@@ -38,7 +38,8 @@ class ReIDOptimWrapper(OptimWrapper):
     Inf the offending loss terms (or, for finite losses, the first parameters with non-finite
     gradients) are named and the policy applies:
 
-    - ``'skip'``: the update is skipped (gradients zeroed), counted in ``nonfinite_skips``
+    - ``'skip'``: the update is skipped (gradients zeroed, and the buffers such as BatchNorm
+      running statistics put back as they were before its forward), counted in ``nonfinite_skips``
       (logged as ``train/nonfinite_skips`` and saved with the optimiser state) and logged as a
       warning (the text also in ``last_nonfinite``); after ``max_skips`` skips in a row the
       run stops as with ``'stop'``;
@@ -114,6 +115,7 @@ class ReIDOptimWrapper(OptimWrapper):
         self._names: dict[int, str] = {}
         self._terms: dict[str, Tensor] | None = None
         self._bad_terms: list[str] = []
+        self._saved_buffers: list[tuple[Tensor, Tensor]] = []
 
     def _params(self) -> list[Tensor]:
         return [p for g in self.optimizer.param_groups for p in g['params']]
@@ -139,6 +141,7 @@ class ReIDOptimWrapper(OptimWrapper):
         """Gradient-sync control of ``OptimWrapper``, autocast when ``dtype`` is set, and the
         forward hook that lets the guard name a non-finite loss term."""
         self._watch(model)
+        self._save_buffers(model)
         with super().optim_context(model):
             if self.cast_dtype is None:
                 yield
@@ -146,6 +149,19 @@ class ReIDOptimWrapper(OptimWrapper):
                 device_type = autocast_device_type(model)
                 with torch.autocast(device_type=device_type, dtype=self.cast_dtype):
                     yield
+
+    # -- buffers of a skipped update -------------------------------------------------------
+    def _save_buffers(self, model: nn.Module) -> None:
+        """At the first forward of an update, copy the model's buffers (BatchNorm running
+        statistics, ...), so that a skipped update can put back what its forward took in."""
+        if self.nonfinite != 'skip' or self._inner_count % self._accumulative_counts:
+            return
+        self._saved_buffers = [(b, b.detach().clone()) for b in model.buffers()]
+
+    @torch.no_grad()
+    def _restore_buffers(self) -> None:
+        for buffer, saved in self._saved_buffers:
+            buffer.copy_(saved)
 
     # -- the update ------------------------------------------------------------------------
     def _nonfinite_terms(self) -> list[str]:
@@ -217,6 +233,7 @@ class ReIDOptimWrapper(OptimWrapper):
                 self.loss_scaler.update()
             self._unscaled = self._clipped = False
             self.zero_grad(**zero_kwargs)
+            self._restore_buffers()
         else:
             self._skips_in_a_row = 0
             self.step(**step_kwargs)

@@ -41,8 +41,7 @@ class CLIPImageBackbone(BaseModule):
         self.visual = clip_model.visual
         self._adapt_tower()
         self.img_size = self._parse_img_size(img_size)
-        stride_h, stride_w = self.stride
-        self.grid_size = (self.img_size[0] // stride_h, self.img_size[1] // stride_w)
+        self.grid_size = self._grid_of(self.img_size)
         self.num_tokens = self.grid_size[0] * self.grid_size[1]
         self._resize_to_grid()
         self.text_encoder = CLIPTextEncoder.from_clip(clip_model, arch) if with_text else None
@@ -118,7 +117,7 @@ class CLIPImageBackbone(BaseModule):
         else:
             raise ConfigError(f'img_size must be an int or (H, W) of ints; got {img_size!r}')
         stride_h, stride_w = self.stride
-        if min(size) <= 0 or size[0] % stride_h or size[1] % stride_w:
+        if min(size) <= 0 or not self._fits(size):
             raise ConfigError(
                 f"img_size {img_size!r} does not fit arch '{self.arch}': H must be a positive "
                 f'multiple of {stride_h} and W of {stride_w} ({self._stride_words()})'
@@ -127,6 +126,14 @@ class CLIPImageBackbone(BaseModule):
 
     def _stride_words(self) -> str:
         return 'the stride'
+
+    def _fits(self, size: tuple[int, int]) -> bool:
+        """Whether an input of ``size`` (H, W) tiles exactly into output tokens."""
+        return size[0] % self.stride[0] == 0 and size[1] % self.stride[1] == 0
+
+    def _grid_of(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Output-token grid (h, w) of an input of ``size`` (H, W)."""
+        return size[0] // self.stride[0], size[1] // self.stride[1]
 
     def _freeze(self, unfreeze_blocks: int) -> None:
         blocks = self._blocks()

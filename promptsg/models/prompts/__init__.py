@@ -1,3 +1,3 @@
 """Prompt modules: inversion networks, prompt composer, fixed prompt, frozen text encoder."""
 
-from promptsg.models.prompts import composer, inversion  # noqa: F401
+from promptsg.models.prompts import composer, inversion, prompt_learner  # noqa: F401
