@@ -108,3 +108,19 @@ def test_a_state_the_backbone_lacks_is_a_config_error():
     losses = dict(tri=dict(type='TripletLoss', inputs=('img_state_2', 'pid')))
     with pytest.raises(ConfigError, match=r"no visual state\(s\) \['img_state_2'\]; it offers"):
         _model('tiny-vit', losses)
+
+
+def test_vit_states_see_the_sie_offset_like_forward():
+    torch.manual_seed(0)
+    backbone = CLIPViT(
+        arch='tiny-vit', img_size=(64, 32), with_text=False, sie_cameras=2, sie_coef=1.0
+    ).eval()
+    with torch.no_grad():
+        backbone.sie_embed.normal_()
+        x, camid = torch.randn(2, 3, 64, 32), torch.tensor([0, 1])
+        global_feat, tokens, _ = backbone.forward_states(x, [1], camid=camid)
+        ref_global, ref_tokens = backbone(x, camid=camid)
+        plain_global, _ = backbone(x)
+    torch.testing.assert_close(global_feat, ref_global)
+    torch.testing.assert_close(tokens, ref_tokens)
+    assert not torch.allclose(global_feat, plain_global)
