@@ -94,7 +94,9 @@ DATA_SAMPLERS = _child(
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mmengine.dataset', 'promptsg.datasets')
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mmengine.dataset', 'promptsg.engine.seeding')
 MODELS = _child('model', MMENGINE_MODELS, 'mmengine.model', 'promptsg.models')
-MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mmengine.model')
+MODEL_WRAPPERS = _child(
+    'model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mmengine.model', 'promptsg.engine.ddp'
+)
 WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'mmengine.model')
 OPTIMIZERS = _child('optimizer', MMENGINE_OPTIMIZERS, 'mmengine.optim')
 OPTIM_WRAPPERS = _child(

@@ -30,12 +30,14 @@ custom_hooks = [
 ]
 
 env_cfg = dict(
-    cudnn_benchmark=False,
+    cudnn_benchmark=None,  # None: on with CUDA unless randomness.deterministic (fixed input size)
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# Under DDP, parameters that a step does not use (e.g. a head whose loss is off) are allowed.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+# Under DDP, find_unused_parameters='auto' turns it on only when a configured part goes unused
+# in training (e.g. a head whose loss is off); True or False force it. (The scope prefix is
+# needed: mmengine looks the wrapper type up in its root registry.)
+model_wrapper_cfg = dict(type='promptsg.ReIDDistributedDataParallel', find_unused_parameters='auto')
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 log_level = 'INFO'
 # Add dict(type='TensorboardVisBackend') (or pass --tensorboard) when tensorboard is installed.

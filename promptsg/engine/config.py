@@ -8,6 +8,7 @@ import difflib
 import os.path as osp
 from collections.abc import Mapping
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
@@ -16,6 +17,7 @@ from promptsg.errors import ConfigError
 __all__ = [
     'DictAction',
     'apply_cfg_options',
+    'complete_gpu_defaults',
     'check_config_values',
     'complete_optim_wrapper',
     'fill_num_classes',
@@ -241,6 +243,30 @@ def complete_optim_wrapper(cfg: Config) -> None:
     loader = cfg.get('train_dataloader')
     if isinstance(loader, Mapping):
         loader.setdefault('worker_init_fn', dict(type='promptsg.reid_worker_init_fn'))
+
+
+def complete_gpu_defaults(cfg: Config, cuda: bool | None = None) -> None:
+    """Defaults a CUDA user expects (nothing changes without CUDA): bf16 autocast unless
+    ``optim_wrapper.dtype`` is set (None switches it off), TF32 matmuls unless
+    ``allow_tf32=False``, pinned training/validation/test loaders unless ``pin_memory`` is set,
+    and cudnn benchmark (inputs have one fixed size) when ``env_cfg.cudnn_benchmark`` is None
+    and the run is not deterministic."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda:
+        return
+    optim_wrapper = cfg.get('optim_wrapper')
+    if isinstance(optim_wrapper, Mapping) and optim_wrapper.get('type') == 'ReIDOptimWrapper':
+        optim_wrapper.setdefault('dtype', 'bfloat16' if torch.cuda.is_bf16_supported() else None)
+    if cfg.get('allow_tf32', True):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if isinstance(cfg.get(key), Mapping):
+            cfg[key].setdefault('pin_memory', True)
+    env = cfg.get('env_cfg')
+    if isinstance(env, Mapping) and env.get('cudnn_benchmark') is None:
+        deterministic = (cfg.get('randomness') or {}).get('deterministic', False)
+        env['cudnn_benchmark'] = not deterministic
 
 
 def fill_num_classes(cfg: Config) -> int | None:

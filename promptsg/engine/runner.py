@@ -17,7 +17,12 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from promptsg.engine.checkpoint import latest_checkpoint
-from promptsg.engine.config import complete_optim_wrapper, fill_num_classes, sync_sampler_batch_size
+from promptsg.engine.config import (
+    complete_gpu_defaults,
+    complete_optim_wrapper,
+    fill_num_classes,
+    sync_sampler_batch_size,
+)
 from promptsg.engine.fileio import atomic_write
 from promptsg.errors import CheckpointError, ConfigError, PromptSGError
 from promptsg.evaluation.domains import SPLIT_NAME
@@ -138,7 +143,9 @@ def build_runner(
 
     Also completes the config (it is what the work dir's config dump shows): the essential
     hooks, ``ReIDOptimWrapperConstructor``/``ReIDOptimWrapper`` as the optimiser defaults,
-    ``reid_worker_init_fn`` for training data-loader workers, and gloo on machines without CUDA.
+    ``reid_worker_init_fn`` for training data-loader workers, gloo on machines without CUDA and
+    the CUDA defaults of ``complete_gpu_defaults`` (bf16 autocast, TF32, pinned memory, cudnn
+    benchmark).
     ``resume``: None, 'auto' (the latest checkpoint in the work dir; none found starts afresh)
     or a checkpoint path.
     """
@@ -155,6 +162,7 @@ def build_runner(
         _prepare_cpu_distributed(cfg, launcher)
     _complete_hooks(cfg)
     complete_optim_wrapper(cfg)
+    complete_gpu_defaults(cfg)
     fill_num_classes(cfg)
     sync_sampler_batch_size(cfg)
     if resume == 'auto':

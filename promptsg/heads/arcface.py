@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from promptsg.errors import ConfigError
+from promptsg.losses.base import full_precision
 from promptsg.registry import HEADS
 
 #: Lower bound of ``1 - cos²`` under the square root: keeps sin θ and its gradient finite
@@ -57,6 +58,7 @@ class ArcFaceHead(nn.Module):
         """cos θ between ``feat (B, C)`` and each class weight: ``(B, num_classes)``, float32."""
         return F.linear(F.normalize(feat.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
+    @full_precision
     def forward(self, feat: Tensor, labels: Tensor | None = None) -> Tensor:
         """``feat (B, C)``, optional ``labels (B,)`` -> logits ``(B, num_classes)``."""
         cos = self.cosine(feat)

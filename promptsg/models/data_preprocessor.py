@@ -20,7 +20,7 @@ class ReIDDataPreprocessor(BaseDataPreprocessor):
     """
 
     def __init__(self, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> None:
-        super().__init__()
+        super().__init__(non_blocking=True)  # with pinned loaders the uint8 copy overlaps
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
 

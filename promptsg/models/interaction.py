@@ -27,10 +27,13 @@ class CrossAttentionBlock(nn.Module):
         self.norm_ff = nn.LayerNorm(width)
         self.ff = _FeedForward(width, mlp_ratio, dropout)
 
-    def forward(self, query: Tensor, kv: Tensor) -> tuple[Tensor, Tensor]:
-        """``query`` (B, Q, W), ``kv`` (B, N, W) → (B, Q, W) and attention weights (B, Q, N)."""
+    def forward(
+        self, query: Tensor, kv: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """``query`` (B, Q, W), ``kv`` (B, N, W) → (B, Q, W) and, when ``need_weights``, the
+        attention weights (B, Q, N); without them the fused attention kernel can run."""
         kv = self.norm_kv(kv)
-        out, weights = self.attn(self.norm_q(query), kv, kv, need_weights=True)
+        out, weights = self.attn(self.norm_q(query), kv, kv, need_weights=need_weights)
         query = query + out
         return query + self.ff(self.norm_ff(query)), weights
 
@@ -61,7 +64,8 @@ class MultimodalInteraction(nn.Module):
     over a single key is 1), so ``num_self_layers`` blocks run over the sequence
     [attended query, v, v_1..v_M] and the output is the query position (B, D). Every block is
     pre-norm with residuals and a feed-forward. ``width`` (default D) adds input/output
-    projections when it differs from D.
+    projections when it differs from D. ``keep_attention`` keeps the cross-attention weights
+    for inspection (``last_attention``).
     """
 
     def __init__(
@@ -73,8 +77,10 @@ class MultimodalInteraction(nn.Module):
         num_self_layers: int = 2,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        keep_attention: bool = False,
     ) -> None:
         super().__init__()
+        self.keep_attention = keep_attention
         width = width or dim
         if width % num_heads:
             raise ConfigError(
@@ -97,13 +103,15 @@ class MultimodalInteraction(nn.Module):
     def forward(self, text_feat: Tensor, visual_tokens: Tensor) -> Tensor:
         """``text_feat`` (B, D), ``visual_tokens`` (B, 1+M, D) → interaction feature (B, D).
 
-        The last cross-attention's weights (B, 1, 1+M) are kept in ``last_attention``.
+        With ``keep_attention`` the last cross-attention's weights (B, 1, 1+M) are kept in
+        ``last_attention`` (off by default, so the fused attention kernels can run).
         """
         query = self.proj_in(text_feat).unsqueeze(1)
         kv = self.proj_in(visual_tokens)
         for block in self.cross:
-            query, weights = block(query, kv)
-            self.last_attention = weights.detach()
+            query, weights = block(query, kv, need_weights=self.keep_attention)
+            if weights is not None:
+                self.last_attention = weights.detach()
         if self.self_blocks:
             x = torch.cat([query, kv], dim=1)
             for block in self.self_blocks:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from promptsg.errors import ConfigError
-from promptsg.models.baseline import ReIDBaseline
+from promptsg.models.baseline import ReIDBaseline, accepts
 from promptsg.registry import MODELS, PROMPT_MODULES
 
 RETRIEVAL_FEATURES = ('mim', 'global', 'concat')
@@ -26,6 +26,8 @@ class PromptSG(ReIDBaseline):
         test_cfg: adds ``prompt`` = 'fixed' (default, fast) | 'composed' to the base options.
         **kwargs: ``ReIDBaseline`` arguments (backbone, neck, head, losses, ...).
     """
+
+    known_parts = (*ReIDBaseline.known_parts, 'inversion', 'prompt', 'fixed_prompt', 'interaction')
 
     def __init__(
         self,
@@ -54,15 +56,45 @@ class PromptSG(ReIDBaseline):
         if text_encoder is None:
             raise ConfigError('PromptSG needs the text encoder: set model.backbone.with_text=True')
         dim = self.backbone.embed_dim
-        self.inversion = PROMPT_MODULES.build(
-            inversion or dict(type='InversionNetwork'),
-            default_args=dict(in_dim=dim, token_dim=text_encoder.width),
-        )
+        self._token_norm: tuple[tuple[int, int], Tensor] | None = None
+        inversion = inversion or dict(type='InversionNetwork')
+        inversion_args = dict(in_dim=dim, token_dim=text_encoder.width)
+        if accepts(PROMPT_MODULES, inversion.get('type'), 'token_norm'):
+            inversion_args['token_norm'] = float(self.token_embed_norm())
+        self.inversion = PROMPT_MODULES.build(inversion, default_args=inversion_args)
         self.prompt = PROMPT_MODULES.build(prompt or dict(type='PromptComposer'))
         self.fixed_prompt = PROMPT_MODULES.build(fixed_prompt or dict(type='FixedPrompt'))
         self.interaction = PROMPT_MODULES.build(
             interaction or dict(type='MultimodalInteraction'), default_args=dict(dim=dim)
         )
+
+    def token_embed_norm(self) -> Tensor:
+        """Mean L2 norm of the text encoder's token embeddings (a scalar); recomputed only when
+        the (frozen) embedding's weights change, e.g. on a checkpoint load."""
+        weight = self.backbone.text_encoder.token_embedding.weight
+        key = (weight.data_ptr(), weight._version)
+        if self._token_norm is None or self._token_norm[0] != key:
+            with torch.no_grad():
+                self._token_norm = (key, weight.detach().float().norm(dim=1).mean())
+        return self._token_norm[1]
+
+    def log_values(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``pseudo_token_norm``: mean ||s*|| over the batch, beside ``token_embed_norm``, the
+        mean norm of the real token embeddings s* stands in for (detached, not summed)."""
+        if 'pseudo_token' not in feats:
+            return {}
+        norm = feats['pseudo_token'].detach().float().norm(dim=1).mean()
+        return {'pseudo_token_norm': norm, 'token_embed_norm': self.token_embed_norm().to(norm)}
+
+    def unused_in_training(self) -> list[str]:
+        """As the baseline, plus the MIM (and the inversion) when no loss reaches them."""
+        used = self.consumed_features()
+        mim = 'mim_feat' in used or ('feat' in used and self.retrieval_feature != 'global')
+        prompt = mim or bool({'text_feat', 'pseudo_token'} & used)
+        unused = super().unused_in_training()
+        unused += [] if mim else ['interaction']
+        unused += [] if prompt else ['inversion']
+        return unused
 
     @property
     def feat_dim(self) -> int:
@@ -72,10 +104,10 @@ class PromptSG(ReIDBaseline):
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """Features of a batch: ``feat`` (B, D') the retrieval feature, ``img_feat`` v (B, D),
         ``text_feat`` l_p (B, D), ``mim_feat`` (B, D), ``pseudo_token`` s* (B, T)."""
-        global_feat, tokens = self.backbone(inputs, **self.side_info(data_samples))
+        global_feat, tokens, states = self.run_backbone(inputs, data_samples)
         text_encoder = self.backbone.text_encoder
         aspects = (data_samples or {}).get('aspect')
-        out = {'img_feat': global_feat}
+        out = {'img_feat': global_feat, **states}
         if self.training or self.test_cfg['prompt'] == 'composed':
             out['pseudo_token'] = self.inversion(global_feat)
             text_feat = self.prompt(out['pseudo_token'], text_encoder, aspects)
@@ -85,9 +117,10 @@ class PromptSG(ReIDBaseline):
         out['text_feat'] = text_feat
         visual = torch.cat([global_feat.unsqueeze(1), tokens], dim=1)
         out['mim_feat'] = self.interaction(text_feat.to(visual.dtype), visual)
-        out['feat'] = {
-            'mim': out['mim_feat'],
-            'global': global_feat,
-            'concat': torch.cat([out['mim_feat'], global_feat], dim=-1),
-        }[self.retrieval_feature]
+        if self.retrieval_feature == 'mim':
+            out['feat'] = out['mim_feat']
+        elif self.retrieval_feature == 'global':
+            out['feat'] = global_feat
+        else:  # 'concat', built only when selected
+            out['feat'] = torch.cat([out['mim_feat'], global_feat], dim=-1)
         return out

@@ -97,6 +97,7 @@ def test_gpu_check_dry_run_on_cpu_prints_one_table(tmp_path):
     out = tmp_path / 'all.json'
     env = dict(os.environ, DEVICE='cpu', ARCHS='tiny-vit', BATCH='8', IMG='64 32', AMP='1')
     env.update(ONLY='promptsg_vs_baseline', MODE='--smoke', PYTHON=sys.executable, JSON=str(out))
+    env['CHECKS'] = '0'  # the correctness checks have their own tests below
     done = subprocess.run(
         ['bash', str(ROOT / 'bench' / 'gpu_check.sh')],
         capture_output=True,
@@ -111,6 +112,35 @@ def test_gpu_check_dry_run_on_cpu_prints_one_table(tmp_path):
     assert 'tiny-vit b8 64x32 bf16' in done.stdout
     figures = json.loads(out.read_text())['figures']
     assert {f['bench'] for f in figures} == {'promptsg_vs_baseline', 'run_all'}
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_cleanly():
+    env = dict(os.environ, DEVICE='cuda', PYTHON=sys.executable, CUDA_VISIBLE_DEVICES='')
+    done = subprocess.run(
+        ['bash', str(ROOT / 'bench' / 'gpu_check.sh')],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == (
+        'gpu_check: skipped: no CUDA device on this machine (DEVICE=cpu runs it on the CPU)'
+    )
+    assert 'Traceback' not in done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_steps_run_on_cpu(capsys):
+    """The checks' logic on the CPU with a tiny arch: bf16 and fp16 steps, loss dtypes, fixed
+    prompt (the Runner resume check is left to the GPU run)."""
+    from bench import gpu_check
+
+    argv = ['--device', 'cpu', '--archs', 'tiny-vit', '--batch-size', '8']
+    assert gpu_check.main([*argv, '--img-size', '64', '32', '--steps', '3', '--no-resume']) == 0
+    out = capsys.readouterr().out
+    assert '3/3 checks passed' in out
+    assert '| train tiny-vit bfloat16 | ok |' in out and '| train tiny-vit float16 | ok |' in out
 
 
 def test_run_all_reports_failing_and_hanging_benches(tmp_path, monkeypatch, capsys):

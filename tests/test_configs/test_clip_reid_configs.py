@@ -91,7 +91,7 @@ def test_official_recipe(config):
     assert cfg.model.losses.ce.loss_weight == (0.25 if vit else 1.0)
     assert cfg.model.losses.ce.label_smoothing == 0.1
     assert cfg.model.losses.triplet.margin == 0.3
-    assert cfg.model.losses.i2t.type == 'ImageToTextCELoss'
+    assert cfg.model.losses.i2t_ce.type == 'ImageToTextCELoss'
     backbone = cfg.model.backbone
     if 'sie-olp' in config:
         data = config.split('_1xb64_')[1][:-3]

@@ -71,7 +71,7 @@ def test_two_process_training_and_evaluation(tmp_path):
 
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in (0, 1)]
     assert [r['world_size'] for r in ranks] == [2, 2]
-    assert {r['wrapped'] for r in ranks} == {'MMDistributedDataParallel'}
+    assert {r['wrapped'] for r in ranks} == {'ReIDDistributedDataParallel'}
     assert ranks[0]['weights'] == ranks[1]['weights']  # DDP kept the replicas identical
     for epoch in (0, 1):
         seen = []

@@ -185,6 +185,33 @@ def test_autocast_on_cpu(data, dtype):
     restored.load_state_dict(state)
 
 
+def test_autocast_device_is_resolved_when_the_step_runs(monkeypatch):
+    """A wrapper built before the model moves (e.g. ``.cuda()``) autocasts where it now is."""
+    from promptsg.engine.optimizers import optim_wrapper
+
+    model = TwoTerms()
+    wrapper = _wrapper(model, dtype='bfloat16')
+    seen = []
+
+    class Recorder:
+        def __init__(self, device_type, dtype):
+            seen.append((device_type, dtype))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(optim_wrapper.torch, 'autocast', Recorder)
+    with wrapper.optim_context(model):
+        pass
+    model.to('meta')  # stands in for .cuda(), which this CPU machine cannot do
+    with wrapper.optim_context(model):
+        pass
+    assert seen == [('cpu', torch.bfloat16), ('meta', torch.bfloat16)]
+
+
 @pytest.mark.parametrize(
     'kwargs, key',
     [

@@ -170,3 +170,45 @@ def test_init_weights_with_an_init_cfg_keeps_the_backbone_weights():
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(value, backbone[name]), name
     assert not torch.equal(model.head.fc.weight, head)  # the init_cfg did run on the new parts
+
+
+def test_two_losses_of_one_type_log_under_their_config_keys(data):
+    losses = dict(
+        ce=dict(type='CrossEntropyLoss'),
+        tri_feat=dict(type='TripletLoss', margin=0.3),
+        tri_img=dict(type='TripletLoss', margin=0.3, inputs=('img_feat', 'pid')),
+    )
+    model = build(losses=losses, feat_dropout=0.5)
+    model.train()
+    out = model(**prepared(model, data, True), mode='loss')
+    assert set(out) == {'loss_ce', 'loss_tri_feat', 'loss_tri_img'}
+    # dropout on 'feat' only: the two triplet terms see different features
+    assert not torch.isclose(out['loss_tri_feat'], out['loss_tri_img'])
+
+
+def test_two_losses_naming_one_term_are_a_config_error():
+    losses = dict(
+        tri_a=dict(type='TripletLoss', loss_name='loss_triplet'),
+        tri_b=dict(type='TripletLoss', loss_name='loss_triplet'),
+    )
+    with pytest.raises(ConfigError, match="tri_b and losses.tri_a both log as 'loss_triplet'"):
+        build(losses=losses)
+    with pytest.raises(ConfigError, match="losses.loss_ce and losses.ce both log as 'loss_ce'"):
+        build(losses=dict(ce=dict(type='CrossEntropyLoss'), loss_ce=dict(type='CrossEntropyLoss')))
+
+
+def test_init_weights_holds_no_second_copy_of_the_backbone(monkeypatch):
+    model = build(init_cfg=dict(type='Normal', layer='Linear', std=0.5))
+    keys = list(model.state_dict())
+    cloned = []
+    real_clone = torch.Tensor.clone
+    monkeypatch.setattr(
+        torch.Tensor,
+        'clone',
+        lambda t, *a, **kw: cloned.append(t.numel()) or real_clone(t, *a, **kw),
+    )
+    model.init_weights()
+    monkeypatch.undo()
+    backbone_numel = sum(v.numel() for v in model.backbone.state_dict().values())
+    assert sum(cloned) < 0.01 * backbone_numel
+    assert list(model.state_dict()) == keys  # module order kept

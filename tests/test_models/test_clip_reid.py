@@ -27,7 +27,7 @@ def build(**overrides):
         losses=dict(
             ce=dict(type='CrossEntropyLoss', label_smoothing=0.1, loss_weight=0.25),
             triplet=dict(type='TripletLoss', margin=0.3),
-            i2t=dict(type='ImageToTextCELoss', label_smoothing=0.1),
+            i2t_ce=dict(type='ImageToTextCELoss', label_smoothing=0.1),
         ),
         text_batch_size=3,
     )

@@ -17,7 +17,13 @@ B, M, D = 3, 6, 32
 def mim() -> MultimodalInteraction:
     torch.manual_seed(0)
     return PROMPT_MODULES.build(
-        dict(type='MultimodalInteraction', dim=D, num_heads=4, num_cross_layers=1)
+        dict(
+            type='MultimodalInteraction',
+            dim=D,
+            num_heads=4,
+            num_cross_layers=1,
+            keep_attention=True,
+        )
     ).eval()
 
 
@@ -62,6 +68,7 @@ def test_layer_counts_width_and_heads_are_options(visual):
     mim = MultimodalInteraction(
         dim=D, width=48, num_heads=6, num_cross_layers=2, num_self_layers=3, mlp_ratio=2.0
     )
+    mim.keep_attention = True
     assert len(mim.cross) == 2 and len(mim.self_blocks) == 3
     assert mim.cross[0].attn.num_heads == 6 and mim.cross[0].attn.embed_dim == 48
     assert mim(torch.randn(B, D), visual).shape == (B, D)
@@ -88,3 +95,19 @@ def test_dropout_only_in_training(visual):
 def test_bad_options_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         MultimodalInteraction(dim=D, **kwargs)
+
+
+def test_attention_weights_are_kept_only_when_asked(visual, monkeypatch):
+    mim = MultimodalInteraction(dim=D, num_heads=4)
+    asked = []
+    real = mim.cross[0].attn.forward
+    monkeypatch.setattr(
+        mim.cross[0].attn,
+        'forward',
+        lambda *a, **kw: asked.append(kw['need_weights']) or real(*a, **kw),
+    )
+    mim(torch.randn(B, D), visual)
+    assert asked == [False] and mim.last_attention is None
+    mim.keep_attention = True
+    mim(torch.randn(B, D), visual)
+    assert asked == [False, True] and mim.last_attention.shape == (B, 1, 1 + M)

@@ -91,10 +91,12 @@ def test_fixed_prompt_encodes_once_per_aspect(text_encoder, monkeypatch):
     fixed = FixedPrompt(template='A photo of a {aspect} hand.', default_aspect='dorsal')
     calls = []
     encode = text_encoder.encode_text
-    monkeypatch.setattr(text_encoder, 'encode_text', lambda ids: calls.append(1) or encode(ids))
+    monkeypatch.setattr(
+        text_encoder, 'encode_text', lambda ids: calls.append(len(ids)) or encode(ids)
+    )
     first = fixed(3, text_encoder, ['palmar', '', 'palmar'])
     again = fixed(2, text_encoder, ['dorsal', 'palmar'])
-    assert len(calls) == 2  # 'palmar' and the default 'dorsal', each once
+    assert sum(calls) == 2  # 'palmar' and the default 'dorsal', each encoded once
     with torch.no_grad():
         expected = encode(['A photo of a palmar hand.', 'A photo of a dorsal hand.'])
     torch.testing.assert_close(first, expected[[0, 1, 0]], rtol=1e-5, atol=1e-5)
@@ -129,9 +131,68 @@ def test_inversion_unknown_variant_names_choices():
 def test_slot_survives_bpe_merges_across_it(text_encoder):
     """ "{}'s" must not merge the placeholder with the apostrophe (SPEC §3 v1 template)."""
     composer = PromptComposer("A detailed photo of {}'s {aspect} hand for identification.")
-    ids, slot = composer._slot_ids('dorsal right', text_encoder)
+    row, slot, _ = composer._row('dorsal right', text_encoder)
     placeholder = text_encoder.tokenize(['*'])[0, 1]
-    assert ids[0, slot] == placeholder
+    assert row[slot] == placeholder
     token = torch.randn(2, text_encoder.width)
     feats = composer(token, text_encoder, ['dorsal right', 'dorsal right'])
     assert feats.shape == (2, text_encoder.embed_dim) and not torch.allclose(feats[0], feats[1])
+
+
+def test_text_transformer_runs_only_up_to_the_last_eot(text_encoder, monkeypatch):
+    """The causal mask makes positions after EOT irrelevant: the truncated run equals the
+    full 77-position one to 1e-5, for one aspect and for mixed aspects."""
+    composer = PromptComposer(template='A photo of a {} {aspect} hand.', default_aspect='dorsal')
+    lengths = []
+    transformer = text_encoder.transformer
+    real = transformer.forward
+    monkeypatch.setattr(
+        transformer, 'forward', lambda x, **kw: lengths.append(x.shape[1]) or real(x, **kw)
+    )
+    token = torch.randn(3, text_encoder.width)
+    composed_lengths = []
+    for aspects in (None, ['dorsal right', 'palmar left', '']):
+        with torch.no_grad():
+            feats = composer(token, text_encoder, aspects)
+            composed_lengths.append(lengths[-1])
+            full = torch.stack(
+                [
+                    _encode_full(composer, text_encoder, token[i], a)
+                    for i, a in enumerate(aspects or [''] * 3)
+                ]
+            )
+        torch.testing.assert_close(feats, full, rtol=1e-5, atol=1e-5)
+    single, mixed = composed_lengths
+    assert single == 1 + composer._row('dorsal', text_encoder)[2]
+    longest = max(composer._row(a, text_encoder)[2] for a in ('dorsal right', 'palmar left'))
+    assert mixed == 1 + longest < text_encoder.context_length
+
+
+def _encode_full(composer, text_encoder, token, aspect):
+    """The composed prompt through all 77 positions, the reference."""
+    row, slot, eot = composer._row(aspect or composer.default_aspect, text_encoder)
+    ids = torch.zeros(1, text_encoder.context_length, dtype=torch.long)
+    ids[0, : len(row)] = torch.tensor(row)
+    embeds = text_encoder.embed_tokens(ids).clone()
+    embeds[0, slot] = token
+    return text_encoder.encode_embeddings(embeds, torch.tensor([eot]))[0]
+
+
+def test_prompt_ids_are_device_tables_built_once_per_aspect(text_encoder, monkeypatch):
+    composer = PromptComposer(template='A photo of a {} {aspect} hand.', default_aspect='dorsal')
+    calls = []
+    real = text_encoder.tokenize
+    monkeypatch.setattr(text_encoder, 'tokenize', lambda t: calls.append(t) or real(t))
+    token = torch.randn(2, text_encoder.width)
+    with torch.no_grad():
+        for _ in range(3):
+            composer(token, text_encoder, ['palmar', 'palmar'])
+    once = len(calls)
+    with torch.no_grad():
+        composer(token, text_encoder, ['palmar', 'palmar'])
+    assert len(calls) == once  # no tokenising after the first call
+    ids, mask, eot = composer.tables(token.device)
+    assert ids.shape == mask.shape == (1, text_encoder.context_length) and eot.shape == (1,)
+    assert composer.tables(token.device)[0] is ids  # built once per device
+    # not buffers: DDP would broadcast them, and ranks may have met different aspects
+    assert dict(composer.named_buffers()) == {} and composer.state_dict() == {}

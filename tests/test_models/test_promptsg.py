@@ -145,6 +145,7 @@ def test_changing_s_star_changes_the_mim_output(batch):
 
 def test_cross_attention_weights_depend_on_the_query(batch):
     model = build(test_cfg=dict(prompt='composed')).eval()
+    model.interaction.keep_attention = True
     data = preprocess(model, batch, False)
     with torch.no_grad():
         model.extract_feat(**data)
@@ -259,6 +260,46 @@ def test_fixed_prompt_inference_encodes_text_once(batch, monkeypatch):
     torch.testing.assert_close(outs[0][0]['feat'], outs[2][0]['feat'])
 
 
+def test_fixed_prompt_cache_is_a_float32_buffer_moved_by_to_and_not_saved(batch):
+    model = build(test_cfg=dict(prompt='fixed')).eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        model.test_step(copy.deepcopy(batch))
+    cache = model.fixed_prompt.features
+    assert cache.dtype == torch.float32 and cache.shape == (1, model.backbone.embed_dim)
+    assert 'fixed_prompt.features' in dict(model.named_buffers())
+    assert 'fixed_prompt.features' not in model.state_dict()
+    with torch.no_grad():
+        ref = model.backbone.text_encoder.encode_text(['A photo of a person.'])[0]
+    torch.testing.assert_close(cache[0], ref)
+    model.to(torch.float64)  # .to() reaches the cache (a device move works the same way)
+    assert model.fixed_prompt.features.dtype == torch.float64
+
+
+@pytest.mark.parametrize('loader', ['torch', 'mmengine'])
+def test_fixed_prompt_cache_is_cleared_when_weights_load(batch, loader):
+    from mmengine.runner.checkpoint import load_state_dict
+
+    model = build(test_cfg=dict(prompt='fixed')).eval()
+    with torch.no_grad():
+        before = model.test_step(copy.deepcopy(batch))[0]['feat']
+    other = build(test_cfg=dict(prompt='fixed'))
+    with torch.no_grad():
+        for p in other.backbone.text_encoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    state = other.state_dict()
+    if loader == 'torch':
+        model.load_state_dict(state)
+    else:
+        load_state_dict(model, state)
+    assert model.fixed_prompt.features.numel() == 0
+    with torch.no_grad():
+        after = model.test_step(copy.deepcopy(batch))[0]['feat']
+        other.eval()
+        expected = other.test_step(copy.deepcopy(batch))[0]['feat']
+    torch.testing.assert_close(after, expected)
+    assert not torch.allclose(before, after)
+
+
 def test_composed_prompt_inference_encodes_every_batch(batch, monkeypatch):
     model = build(test_cfg=dict(prompt='composed')).eval()
     calls = _count_text_encoder_calls(model, monkeypatch)
@@ -362,3 +403,57 @@ def test_needs_the_text_encoder():
     backbone = dict(type='CLIPViT', arch='tiny-vit', img_size=IMG_SIZE, with_text=False)
     with pytest.raises(ConfigError, match='with_text=True'):
         build(backbone=backbone)
+
+
+# -- s* scale: logged against the token embeddings, optionally initialised at token scale ---------
+
+
+@pytest.mark.parametrize('output_scale', ['batchnorm', 'token'])
+def test_pseudo_token_norm_is_logged_beside_the_token_embedding_norm(batch, output_scale):
+    model = build(inversion=dict(type='InversionNetwork', hidden_dim=32, output_scale=output_scale))
+    model.train()
+    losses = model.loss(**preprocess(model, batch, True))
+    figures = {k: v for k, v in losses.items() if 'norm' in k}
+    assert set(figures) == {'pseudo_token_norm', 'token_embed_norm'}
+    assert all('loss' not in k and not v.requires_grad for k, v in figures.items())
+    weight = model.backbone.text_encoder.token_embedding.weight
+    torch.testing.assert_close(figures['token_embed_norm'], weight.norm(dim=1).mean())
+    width = model.backbone.text_encoder.width
+    target = figures['token_embed_norm'] if output_scale == 'token' else width**0.5
+    assert abs(float(figures['pseudo_token_norm']) / float(target) - 1) < 0.1
+
+
+def test_token_embedding_norm_follows_loaded_weights():
+    model = build()
+    before = float(model.token_embed_norm())
+    with torch.no_grad():
+        model.backbone.text_encoder.token_embedding.weight.mul_(2)
+    assert float(model.token_embed_norm()) == pytest.approx(2 * before, rel=1e-5)
+
+
+def test_unknown_output_scale_names_choices():
+    with pytest.raises(
+        ConfigError, match=r"output_scale 'tiny' is not one of \['batchnorm', 'token'\]"
+    ):
+        build(inversion=dict(type='InversionNetwork', output_scale='tiny'))
+
+
+@pytest.mark.parametrize('retrieval_feature, built', [('mim', 0), ('global', 0), ('concat', 1)])
+def test_concat_feature_is_built_only_when_selected(batch, retrieval_feature, built):
+    from torch.overrides import TorchFunctionMode
+
+    model = build(retrieval_feature=retrieval_feature).eval()
+    data = preprocess(model, batch, False)
+    dim = model.backbone.embed_dim
+    concats = []
+
+    class CountConcat(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.cat and out.ndim == 2 and out.shape[-1] == 2 * dim:
+                concats.append(out.shape)
+            return out
+
+    with torch.no_grad(), CountConcat():
+        model.extract_feat(**data)
+    assert len(concats) == built

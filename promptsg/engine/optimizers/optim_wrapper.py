@@ -18,6 +18,13 @@ NONFINITE_POLICIES = ('skip', 'stop', 'off')
 AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
+def autocast_device_type(model: nn.Module) -> str:
+    """The device type ('cuda', 'cpu', ...) of ``model``'s parameters, read when a step runs,
+    so that a wrapper built before ``model.cuda()`` still autocasts on the GPU."""
+    param = next(model.parameters(), None)
+    return param.device.type if param is not None else 'cpu'
+
+
 class NonFiniteLossError(PromptSGError, FloatingPointError):
     """Training met a NaN/Inf loss or gradient under ``optim_wrapper.nonfinite='stop'``."""
 
@@ -48,7 +55,7 @@ class ReIDOptimWrapper(OptimWrapper):
         nonfinite: 'skip', 'stop' or 'off'.
         max_skips: consecutive skipped updates after which 'skip' stops the run (None: never).
         dtype: None (float32), 'bfloat16' or 'float16': autocast the forward pass on the
-            parameters' device (CPU or GPU). 'float16' adds a gradient scaler, whose own
+            model parameters' device (CPU or GPU), resolved at every step. 'float16' adds a gradient scaler, whose own
             overflow skips are not counted as non-finite events.
         loss_scale: 'dynamic', a float (static scale) or GradScaler kwargs (float16 only).
         **kwargs: ``OptimWrapper``'s ``accumulative_counts`` and ``clip_grad``.
@@ -85,7 +92,6 @@ class ReIDOptimWrapper(OptimWrapper):
         self.nonfinite_skips = 0
         self.last_nonfinite: str | None = None
         self._skips_in_a_row = 0
-        self.device_type = self._params()[0].device.type if self._params() else 'cpu'
         self.cast_dtype = AMP_DTYPES.get(dtype) if dtype else None
         self.loss_scaler = None
         if dtype == 'float16':
@@ -100,7 +106,9 @@ class ReIDOptimWrapper(OptimWrapper):
                     "optim_wrapper.loss_scale must be 'dynamic', a number or a dict; "
                     f'got {loss_scale!r}'
                 )
-            self.loss_scaler = torch.amp.GradScaler(self.device_type, **scaler_kwargs)
+            # its tensors follow the loss's device; the name only gates a CUDA-availability check
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+            self.loss_scaler = torch.amp.GradScaler(device, **scaler_kwargs)
         self._unscaled = self._clipped = False
         self._watched: nn.Module | None = None
         self._hook_handle = None
@@ -138,7 +146,8 @@ class ReIDOptimWrapper(OptimWrapper):
             if self.cast_dtype is None:
                 yield
             else:
-                with torch.autocast(device_type=self.device_type, dtype=self.cast_dtype):
+                device_type = autocast_device_type(model)
+                with torch.autocast(device_type=device_type, dtype=self.cast_dtype):
                     yield
 
     # -- buffers of a skipped update -------------------------------------------------------

@@ -39,6 +39,7 @@ class CLIPImageBackbone(BaseModule):
         clip_model = build_clip(arch, pretrained)
         self._check_tower(clip_model)
         self.visual = clip_model.visual
+        self._adapt_tower()
         self.img_size = self._parse_img_size(img_size)
         self.grid_size = self._grid_of(self.img_size)
         self.num_tokens = self.grid_size[0] * self.grid_size[1]
@@ -52,9 +53,40 @@ class CLIPImageBackbone(BaseModule):
     def _check_tower(self, clip_model: CLIP) -> None:
         raise NotImplementedError
 
+    def _adapt_tower(self) -> None:
+        """Change the tower's structure before the grid is computed (e.g. RN50 last_stride)."""
+
     @property
     def stride(self) -> tuple[int, int]:
         """Input pixels per output token, (sh, sw)."""
+        raise NotImplementedError
+
+    @property
+    def num_states(self) -> int:
+        """How many intermediate states ``forward_states`` offers (k = 1..num_states)."""
+        return len(self._state_blocks()) - 1
+
+    def _state_blocks(self) -> list[nn.Module]:
+        """The last blocks whose outputs ``forward_states`` can read, first to last."""
+        raise NotImplementedError
+
+    def check_states(self, states: Sequence[int]) -> None:
+        """Each k in ``states`` must be 1..num_states; otherwise a ConfigError naming them."""
+        bad = [k for k in states if not 1 <= k <= self.num_states]
+        if bad:
+            choices = [f'img_state_{k}' for k in range(1, self.num_states + 1)]
+            raise ConfigError(
+                f"arch '{self.arch}' has no visual state(s) {[f'img_state_{k}' for k in bad]}; "
+                f'it offers {choices or "none"} ({self._state_words()})'
+            )
+
+    def _state_words(self) -> str:
+        return 'one per block before the last'
+
+    def forward_states(
+        self, x: torch.Tensor, states: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+        """``forward(x)`` plus ``{k: (B, D)}``, the global feature read k blocks before the last."""
         raise NotImplementedError
 
     @property

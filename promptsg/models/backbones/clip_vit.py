@@ -27,7 +27,9 @@ class CLIPViT(CLIPImageBackbone):
     ``unfreeze_blocks`` N >= 0 trains only the last N transformer blocks (plus ln_post and
     proj when N > 0; the patch embedding, class/positional embeddings and ln_pre stay frozen);
     -1 trains the whole image encoder. ``text_encoder`` is CLIP's frozen text encoder when
-    ``with_text``.
+    ``with_text``. ``forward_states`` adds ``img_state_k``: the CLS token after the k-th block
+    before the last through ln_post and proj (ViT-B/16: k = 1..11), for losses on several
+    visual states (CLIP-ReID, PromptSG §4.3).
 
     CLIP-ReID's options (Li et al., AAAI 2023, after TransReID):
 
@@ -142,6 +144,12 @@ class CLIPViT(CLIPImageBackbone):
         self.visual.ln_post.requires_grad_(True)
         self.visual.proj.requires_grad_(True)
 
+    def _state_blocks(self) -> list[nn.Module]:
+        return self._blocks()
+
+    def _state_words(self) -> str:
+        return 'the CLS token after each transformer block before the last'
+
     def side_embedding(
         self, camid: torch.Tensor | None = None, viewid: torch.Tensor | None = None
     ) -> torch.Tensor | None:
@@ -192,3 +200,36 @@ class CLIPViT(CLIPImageBackbone):
         finally:
             self._cls_offset = None
         return pooled, tokens @ self.visual.proj
+
+    def forward_states(
+        self,
+        x: torch.Tensor,
+        states: Sequence[int],
+        camid: torch.Tensor | None = None,
+        viewid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+        """``forward(x, camid, viewid)`` plus ``{k: (B, D)}``: the CLS token after the k-th block
+        before the last, through ln_post and proj (the same map as the global feature)."""
+        self.check_states(states)
+        self._check_input(x)
+        visual = self.visual
+        self._cls_offset = self.side_embedding(camid, viewid)
+        try:
+            h = visual._embeds(x)  # ln_pre's pre-hook adds the SIE offset
+        finally:
+            self._cls_offset = None
+        transformer = visual.transformer
+        if not transformer.batch_first:
+            h = h.transpose(0, 1)
+        blocks = list(transformer.resblocks)
+        cls_states = {}
+        for i, block in enumerate(blocks):
+            h = block(h)
+            k = len(blocks) - 1 - i
+            if k in states:
+                cls_states[k] = h[:, 0] if transformer.batch_first else h[0]
+        if not transformer.batch_first:
+            h = h.transpose(0, 1)
+        pooled, tokens = visual._pool(h)
+        states_out = {k: visual.ln_post(v) @ visual.proj for k, v in cls_states.items()}
+        return pooled @ visual.proj, tokens @ visual.proj, states_out
