@@ -42,7 +42,9 @@ PAPER_CONFIGS = sorted(
 )
 TINY_CONFIG = 'promptsg/promptsg_tiny-rn_1xb32_cuhk03-mini.py'
 CROSS_DOMAIN_CONFIG = 'promptsg/promptsg_vit-b16_1xb64_market1501-cross-domain.py'
-TINY = {'CLIPViT': 'tiny-vit', 'CLIPResNet': 'tiny-rn'}
+#: Tiny archs with three last blocks (the ``deep_tiny_archs`` fixture of tests/conftest.py):
+#: the PromptSG person models put triplet losses on the last three visual states.
+TINY = {'CLIPViT': 'tiny-vit-3', 'CLIPResNet': 'tiny-rn-3'}
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 NUM_TRAIN_IDS = 10  # val_holdout size 0.1 holds out 1; 9 left for one P x K batch of 4 x 4
 BATCH = 16
@@ -156,6 +158,11 @@ def tiny_options(cfg: Config, data_root: Path) -> dict:
     return options
 
 
+@pytest.fixture(autouse=True)
+def _deep_tiny_archs(deep_tiny_archs):
+    assert deep_tiny_archs == TINY
+
+
 @pytest.fixture(scope='module', autouse=True)
 def promptsg_scope():
     with DefaultScope.overwrite_default_scope('promptsg'):
@@ -216,8 +223,16 @@ def test_paper_recipe(config):
     ]
     losses = {name: loss.type for name, loss in cfg.model.losses.items()}
     if cfg.model.type == 'PromptSG':
-        assert losses == dict(ce='CrossEntropyLoss', triplet='TripletLoss', supcon='SupConLoss')
+        # the triplet on the MIM output and on the last three visual states (paper §4.3)
+        triplets = ('triplet', 'tri_img', 'tri_img_1', 'tri_img_2')
+        assert losses == dict(
+            ce='CrossEntropyLoss', supcon='SupConLoss', **dict.fromkeys(triplets, 'TripletLoss')
+        )
+        inputs = [cfg.model.losses[t].get('inputs', ('feat', 'pid'))[0] for t in triplets]
+        assert inputs == ['feat', 'img_feat', 'img_state_1', 'img_state_2']
         assert cfg.model.losses.supcon.loss_weight == 0.5
+        if cfg.model.backbone.type == 'CLIPResNet':
+            assert cfg.model.backbone.last_stride == 1  # CLIP-ReID's 16x8 grid at 256x128
     else:
         assert cfg.model.type == 'ReIDBaseline'
         assert losses == dict(ce='CrossEntropyLoss', triplet='TripletLoss')

@@ -9,7 +9,6 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from promptsg.models.backbones import TINY_ARCHS
 from promptsg.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,18 +17,14 @@ TRIPLETS = {'loss_triplet', 'loss_tri_img', 'loss_tri_img_1', 'loss_tri_img_2'}
 
 
 @pytest.fixture
-def tiny_archs(monkeypatch):
-    """Tiny archs with three last blocks, as ViT-B/16 (12 blocks) and RN50 (layer4: 3)."""
-    vit = {**TINY_ARCHS['tiny-vit']}
-    vit['vision_cfg'] = {**vit['vision_cfg'], 'layers': 3}
-    rn = {**TINY_ARCHS['tiny-rn']}
-    rn['vision_cfg'] = {**rn['vision_cfg'], 'layers': (1, 1, 1, 3)}
-    monkeypatch.setitem(TINY_ARCHS, 'tiny-vit-3', vit)
-    monkeypatch.setitem(TINY_ARCHS, 'tiny-rn-3', rn)
-    return {'promptsg_paper_vit_b16.py': 'tiny-vit-3', 'promptsg_paper_rn50.py': 'tiny-rn-3'}
+def tiny_archs(deep_tiny_archs):
+    return {
+        'promptsg_vit_b16_person.py': deep_tiny_archs['CLIPViT'],
+        'promptsg_rn50_person.py': deep_tiny_archs['CLIPResNet'],
+    }
 
 
-@pytest.mark.parametrize('name', ['promptsg_paper_vit_b16.py', 'promptsg_paper_rn50.py'])
+@pytest.mark.parametrize('name', ['promptsg_vit_b16_person.py', 'promptsg_rn50_person.py'])
 def test_paper_base_puts_the_triplet_on_mim_and_three_visual_states(name, tiny_archs):
     cfg = Config.fromfile(BASES / name).model.to_dict()
     assert cfg['backbone']['img_size'] == (256, 128)
