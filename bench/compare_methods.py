@@ -4,9 +4,10 @@
     python bench/compare_methods.py --epochs 20 --prompt-epochs 10 --json out.json
 
 One data pipeline, one metric and one seed for all three: each method's config is the tiny
-CUHK03-mini one (``configs/promptsg/promptsg_tiny-vit_1xb32_cuhk03-mini.py``, the baseline being
+CUHK03-mini one (``configs/promptsg/promptsg_tiny-rn_1xb32_cuhk03-mini.py``, the baseline being
 the same with ``ReIDBaseline`` as the model, and
-``configs/clip_reid/clip-reid_tiny-vit_1xb32_cuhk03-mini.py``), trained through the Runner as
+``configs/clip_reid/clip-reid_tiny-vit_1xb32_cuhk03-mini.py``), all three on CLIP-ReID's tiny
+backbone (tiny-vit), trained through the Runner as
 ``tools/train.py`` does. The equal budget is the image encoder's: every method trains it for
 ``--epochs`` epochs with the same optimiser schedule (Adam lr 1e-3, x0.1 after a third and two
 thirds); CLIP-ReID first runs ``--prompt-epochs`` prompt epochs with the encoder frozen, whose
@@ -41,7 +42,7 @@ from promptsg.engine.config import load_config  # noqa: E402
 from promptsg.engine.runner import build_runner, test_best_checkpoint  # noqa: E402
 from promptsg.errors import DataError  # noqa: E402
 
-PROMPTSG_CONFIG = REPO / 'configs' / 'promptsg' / 'promptsg_tiny-vit_1xb32_cuhk03-mini.py'
+PROMPTSG_CONFIG = REPO / 'configs' / 'promptsg' / 'promptsg_tiny-rn_1xb32_cuhk03-mini.py'
 CLIP_REID_CONFIG = REPO / 'configs' / 'clip_reid' / 'clip-reid_tiny-vit_1xb32_cuhk03-mini.py'
 DATA_ROOT = REPO.parent / 'shared' / 'data' / 'cuhk03_mini'
 METHODS = ('baseline', 'clip_reid', 'promptsg')
@@ -100,6 +101,8 @@ def method_config(method: str, epochs: int, prompt_epochs: int, data_root: str, 
         )
     else:
         cfg = load_config(str(PROMPTSG_CONFIG), options, data_root)
+        # one backbone for every method: CLIP-ReID's (the same arch, input size and weights)
+        cfg.model.backbone = load_config(str(CLIP_REID_CONFIG)).model.backbone
         cfg.train_cfg.max_epochs = epochs
         cfg.param_scheduler[0].milestones = milestones
         if method == 'baseline':

@@ -67,10 +67,15 @@ class Registry(_MMRegistry):
             choices = self.names()
             close = difflib.get_close_matches(key, choices, n=max(len(choices), 1), cutoff=0.0)
             raise UnknownComponentError(
-                f"unknown {self.name} '{key}'; registered {self.name}s (closest first): "
+                f"unknown {self.name} '{key}'; registered {_plural(self.name)} (closest first): "
                 + (', '.join(close) or 'none')
             )
         return obj
+
+
+def _plural(noun: str) -> str:
+    """'loss' -> 'losses', 'backbone' -> 'backbones' (the registries' names)."""
+    return noun + ('es' if noun.endswith(('s', 'x', 'sh', 'ch')) else 's')
 
 
 def _child(name: str, parent: _MMRegistry, *locations: str) -> Registry:

@@ -120,3 +120,23 @@ def test_unknown_kind_exits_2_naming_choices(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'backbone'" in err and "'backbones'" in err
+
+
+def test_a_closed_pipe_stops_a_tool_without_a_traceback():
+    """``tool | head``: the reader leaves early; no BrokenPipeError traceback on stderr."""
+    import subprocess
+    import sys
+
+    code = (
+        'from promptsg.engine.cli import run_cli\n'
+        "run_cli(lambda: [print('x' * 100) for _ in range(200000)])\n"
+    )
+    done = subprocess.run(
+        f'{sys.executable} -c "{code}" | head -1',
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == 'x' * 100 + '\n'
+    assert 'Traceback' not in done.stderr and 'BrokenPipe' not in done.stderr

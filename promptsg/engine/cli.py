@@ -4,6 +4,7 @@ with exit status 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -43,7 +44,7 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', help='config file the checkpoint was trained with')
     parser.add_argument(
         'checkpoint',
-        help='checkpoint file (e.g. work_dirs/v6/best_*.pth), or a training work dir: its best '
+        help='checkpoint file (e.g. work_dirs/vit_b16/v6/best_*.pth), or a training work dir: its best '
         'checkpoint is used, as by tools/test.py',
     )
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
@@ -99,6 +100,9 @@ def run_cli(main: Callable[[], object]) -> None:
         _fail(f'error: {_worker_cause(str(e))}')
     except KeyboardInterrupt:
         _fail('error: interrupted (Ctrl-C)')
+    except BrokenPipeError:  # the reader went away (``tool | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except KeyError as e:
         text = str(e.args[0]) if e.args else ''
         if _NO_TYPE not in text:

@@ -34,6 +34,11 @@ TINY_CONFIG = 'clip_reid/clip-reid_tiny-vit_1xb32_cuhk03-mini.py'
 CAMERAS = {'market1501': 6, 'msmt17': 15, 'dukemtmc': 8, 'occluded-duke': 8}
 
 
+@pytest.fixture(autouse=True)
+def _deep_tiny_archs(deep_tiny_archs):
+    """tiny_options (test_person_reid_configs) names the tiny archs with three last blocks."""
+
+
 @pytest.fixture(scope='module', autouse=True)
 def promptsg_scope():
     with DefaultScope.overwrite_default_scope('promptsg'):
