@@ -1,5 +1,5 @@
 # A small CLIP-ReID run derived from clip-reid_vit-b16_1xb64_market1501.py, as
-# promptsg/promptsg_tiny-vit_1xb32_cuhk03-mini.py is for PromptSG: a tiny random-init CLIP ViT on
+# promptsg/promptsg_tiny-rn_1xb32_cuhk03-mini.py is for PromptSG: a tiny random-init CLIP ViT on
 # the real CUHK03 mini set beside the project (../shared/data/cuhk03_mini, 50 training / 50 test
 # ids, 2 cameras), 128x64 inputs, batch 32 = 8 ids x 4, validation on 10 held-out TRAINING ids.
 # 10 prompt epochs, then 30 image epochs with the same image-encoder schedule as the tiny PromptSG

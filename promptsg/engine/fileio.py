@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -20,15 +23,17 @@ from mmengine.fileio import LocalBackend, register_backend
 ATOMIC_BACKEND = 'atomic_local'
 
 
-def atomic_write(data: bytes, path: str | Path) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+@contextmanager
+def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write that replaces ``path`` only once it is complete: a temporary file in
+    the same folder, flushed and fsynced, then ``os.replace``; an error leaves ``path`` as it was."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -36,6 +41,12 @@ def atomic_write(data: bytes, path: str | Path) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 @register_backend(ATOMIC_BACKEND, force=True)
