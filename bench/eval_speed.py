@@ -39,6 +39,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import reset_peak_rss, status_kib  # noqa: E402
 from promptsg.evaluation.functional import cmc_map, feature_cmc_map  # noqa: E402
 
 MARKET = (3368, 15913)
@@ -105,23 +106,6 @@ def feature_rows(q_feats: np.ndarray, g_feats: np.ndarray):
     return lambda i: 1.0 - g_feats @ q_feats[i]
 
 
-def _status_kib(key: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def worker(args) -> None:
     """One timed measurement; prints a JSON line."""
     torch.manual_seed(0)
@@ -138,8 +122,8 @@ def worker(args) -> None:
     if use_distmat:
         distmat = 1.0 - torch.from_numpy(q_feats) @ torch.from_numpy(g_feats).T
         dist_np = distmat.numpy()
-    baseline = _status_kib('VmRSS')
-    exact_peak = _reset_peak()
+    baseline = status_kib('VmRSS')
+    exact_peak = reset_peak_rss()
 
     start, cpu_start = time.perf_counter(), time.process_time()
     if args.method == 'promptsg':
@@ -154,7 +138,7 @@ def worker(args) -> None:
         loop = REFERENCES[args.method][1]
         rank1, mean_ap, valid = loop(row_dist, num_run, q_pids, g_pids, q_cams, g_cams)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    peak_mib = (_status_kib('VmHWM') - baseline) / 1024 if exact_peak else float('nan')
+    peak_mib = (status_kib('VmHWM') - baseline) / 1024 if exact_peak else float('nan')
 
     check = None
     if args.method == 'promptsg' and subsample:

@@ -126,6 +126,28 @@ def _mem_total_gib() -> float | None:
     return None
 
 
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field (e.g. 'VmHWM', 'VmRSS') in KiB; 0 where /proc is absent."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(f'{field}:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current resident set (Linux >= 4.0); False where not possible."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        return False
+    return True
+
+
 def cpu_count() -> int:
     """CPU cores this process may run on."""
     if hasattr(os, 'sched_getaffinity'):

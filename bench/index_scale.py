@@ -32,6 +32,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import reset_peak_rss, status_kib  # noqa: E402
 from promptsg.retrieval import GalleryIndex, import_faiss  # noqa: E402
 
 SIZES = {'full': (1_000_000, 1000), 'quick': (100_000, 1000), 'smoke': (4000, 50)}
@@ -76,32 +77,15 @@ def make_gallery(num: int, num_q: int, dim: int = 512, per_id: int = 10, seed: i
     return gallery, query / np.linalg.norm(query, axis=1, keepdims=True)
 
 
-def _status_kib(key: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def measure(cfg: dict, backend: str, gallery, paths, query, singles: int, exact=None) -> dict:
     gc.collect()
-    before = _status_kib('VmRSS')
-    exact_peak = _reset_peak()
+    before = status_kib('VmRSS')
+    exact_peak = reset_peak_rss()
     start = time.perf_counter()
     index = GalleryIndex.build(gallery, paths, index_cfg=cfg, backend=backend)
     build = time.perf_counter() - start
-    peak = (_status_kib('VmHWM') - before) / 1024 if exact_peak else float('nan')
-    resident = (_status_kib('VmRSS') - before) / 1024
+    peak = (status_kib('VmHWM') - before) / 1024 if exact_peak else float('nan')
+    resident = (status_kib('VmRSS') - before) / 1024
     start = time.perf_counter()
     hits = index.search(query, 10)
     batch_ms = 1e3 * (time.perf_counter() - start) / len(query)

@@ -34,6 +34,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import reset_peak_rss, status_kib  # noqa: E402
 from promptsg.evaluation.functional import (  # noqa: E402
     cmc_map,
     multi_split_cmc_map,
@@ -63,23 +64,6 @@ def make_case(num_q: int, num_g: int, dim: int = 512, per_id: int = 21, cams: in
     return torch.nn.functional.normalize(feats, dim=1), pids, camids
 
 
-def _status_kib(key: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def worker(args) -> None:
     torch.set_num_threads(args.threads)
     feats, pids, camids = make_case(args.num_q, args.num_g)
@@ -91,8 +75,8 @@ def worker(args) -> None:
             pairwise_distance(a, b)
             for a, b in ((feats[q], feats[g]), (feats[q], feats[q]), (feats[g], feats[g]))
         )
-    baseline = _status_kib('VmRSS')
-    exact_peak = _reset_peak()
+    baseline = status_kib('VmRSS')
+    exact_peak = reset_peak_rss()
     start = time.perf_counter()
     if args.worker == 'dense':
         dist = k_reciprocal_rerank(*inputs, **RERANK)
@@ -104,7 +88,7 @@ def worker(args) -> None:
         )['mean']
         dist = None
     seconds = time.perf_counter() - start
-    peak_mib = (_status_kib('VmHWM') - baseline) / 1024 if exact_peak else float('nan')
+    peak_mib = (status_kib('VmHWM') - baseline) / 1024 if exact_peak else float('nan')
     if args.save:
         if dist is None:  # not timed: the distances themselves, for the comparison
             dist = SparseRerank(feats[q], feats[g], **RERANK).distances()

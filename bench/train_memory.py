@@ -30,7 +30,9 @@ from bench.harness import (  # noqa: E402
     device_of,
     figure,
     report,
+    reset_peak_rss,
     settings,
+    status_kib,
     sync,
 )
 from bench.workloads import build_model, case_name, synthetic_batch  # noqa: E402
@@ -47,28 +49,6 @@ DEFAULTS = {
         img_size=[256, 128],
     ),
 }
-
-
-def _status_kib(field: str) -> int:
-    """A ``/proc/self/status`` field (e.g. 'VmHWM') in KiB; 0 where /proc is absent."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(f'{field}:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current resident set (Linux >= 4.0); False where not possible."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        return False
-    return True
 
 
 def one_step(
@@ -89,12 +69,12 @@ def one_step(
             peak=torch.cuda.max_memory_allocated(device) / 2**20,
             reserved=torch.cuda.max_memory_reserved(device) / 2**20,
         )
-    reset = _reset_peak_rss()
-    before = _status_kib('VmRSS')
+    reset = reset_peak_rss()
+    before = status_kib('VmRSS')
     step()
     return dict(
         before=before / 1024,
-        peak=_status_kib('VmHWM') / 1024,
+        peak=status_kib('VmHWM') / 1024,
         reset=reset,
     )
 

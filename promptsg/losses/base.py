@@ -64,11 +64,22 @@ def full_precision(fn: Callable) -> Callable:
         with torch.autocast(device_type, enabled=False):
             return fn(self, *args, **kwargs)
 
+    wrapper._full_precision = True
     return wrapper
 
 
 class WeightedLoss(nn.Module):
-    """Base of the losses: returns ``{loss_name: loss_weight * value}``."""
+    """Base of the losses: returns ``{loss_name: loss_weight * value}``.
+
+    Every subclass's ``forward`` runs in float32 with autocast off (:func:`full_precision`),
+    plugins' losses included: a subclass cannot forget it.
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get('forward')
+        if forward is not None and not getattr(forward, '_full_precision', False):
+            cls.forward = full_precision(forward)
 
     def __init__(self, loss_weight: float, loss_name: str) -> None:
         super().__init__()

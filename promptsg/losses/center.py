@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from promptsg.errors import ConfigError
-from promptsg.losses.base import WeightedLoss, full_precision
+from promptsg.losses.base import WeightedLoss
 from promptsg.registry import LOSSES
 
 
@@ -35,7 +35,6 @@ class CenterLoss(WeightedLoss):
         self.feat_dim = feat_dim
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 
-    @full_precision
     def forward(self, feats: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``feats (B, feat_dim)``, ``labels (B,)`` -> ``{loss_name: scalar}``."""
         diff = feats.float() - self.centers[labels.long()]

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from promptsg.errors import ConfigError
-from promptsg.losses.base import WeightedLoss, full_precision
+from promptsg.losses.base import WeightedLoss
 from promptsg.registry import LOSSES
 
 
@@ -31,7 +31,6 @@ class CrossEntropyLoss(WeightedLoss):
             )
         self.label_smoothing = float(label_smoothing)
 
-    @full_precision
     def forward(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``logits (B, K)``, ``labels (B,)`` -> ``{loss_name: scalar}``."""
         loss = F.cross_entropy(logits.float(), labels.long(), label_smoothing=self.label_smoothing)

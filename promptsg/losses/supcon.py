@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from promptsg.errors import ConfigError
-from promptsg.losses.base import WeightedLoss, figure_name, full_precision
+from promptsg.losses.base import WeightedLoss, figure_name
 from promptsg.registry import LOSSES
 
 _COMBINE = ('sum', 'mean')
@@ -53,7 +53,6 @@ class SupConLoss(WeightedLoss):
         self.symmetric = symmetric
         self.combine = combine
 
-    @full_precision
     def forward(self, img_feat: Tensor, text_feat: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``img_feat (B, D)``, ``text_feat (B, D)``, ``labels (B,)`` -> named terms."""
         if img_feat.shape != text_feat.shape or len(labels) != len(img_feat):

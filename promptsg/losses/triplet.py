@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from promptsg.errors import ConfigError
-from promptsg.losses.base import WeightedLoss, full_precision
+from promptsg.losses.base import WeightedLoss
 from promptsg.registry import LOSSES
 
 
@@ -43,7 +43,6 @@ class TripletLoss(WeightedLoss):
         self.soft_margin = soft_margin
         self.normalize_feature = normalize_feature
 
-    @full_precision
     def forward(self, feats: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """``feats (B, D)``, ``labels (B,)`` -> ``{loss_name: scalar}``."""
         x = feats.float()

@@ -77,3 +77,39 @@ def test_gradients_reach_low_precision_inputs(dtype):
     with torch.autocast('cpu', dtype=dtype):
         TripletLoss()(feats, LABELS)['loss_triplet'].backward()
     assert feats.grad is not None and feats.grad.dtype == dtype
+
+
+@pytest.mark.parametrize('dtype', AMP_DTYPES)
+def test_clip_reid_losses_are_float32_under_autocast(dtype):
+    """The image-text losses get float32 from WeightedLoss itself (no per-class decorator)."""
+    from promptsg.losses import ImageTextContrastiveLoss, ImageToTextCELoss
+
+    img, text = _feats(3, scale=3.0), _feats(4, scale=3.0)
+    bank = _feats(5, n=8, scale=3.0)  # one text feature per identity
+    cases = [
+        (ImageTextContrastiveLoss(), (img, text, LABELS)),
+        (ImageToTextCELoss(), (img, bank, LABELS)),
+    ]
+    for loss, (a, b, labels) in cases:
+        got = _under(dtype, lambda: loss(a.to(dtype), b.to(dtype), labels))  # noqa: B023
+        expected = loss(a.to(dtype).float(), b.to(dtype).float(), labels)
+        for key, value in got.items():
+            assert value.dtype == torch.float32, key
+            torch.testing.assert_close(value, expected[key], rtol=1e-6, atol=1e-6)
+
+
+def test_a_new_loss_subclass_is_float32_without_a_decorator():
+    """A plugin's WeightedLoss subclass computes its matmul in float32 under autocast."""
+    from promptsg.losses.base import WeightedLoss
+
+    class PluginLoss(WeightedLoss):
+        def __init__(self):
+            super().__init__(1.0, 'loss_plugin')
+
+        def forward(self, x):
+            return self.named((x @ x.t()).sum())
+
+    x = _feats(6)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = PluginLoss()(x.bfloat16())['loss_plugin']
+    assert got.dtype == torch.float32
