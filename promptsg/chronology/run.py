@@ -2,16 +2,17 @@
 
 ``run_chronology('configs/vit_b16', 'work_dirs/chronology/vit_b16', data_root=..., pretrained=...)``
 trains and tests every version (``work_dirs/chronology/vit_b16/v1``, ``.../v2``, ...) exactly as
-``tools/train.py`` does. A version whose work dir already holds ``test_metrics.json`` is finished
-and is skipped unless ``force``; a forced re-run first moves the old work dir aside
-(``v6.prev-<timestamp>``), so no result is ever deleted.
+``tools/train.py`` does, holding the work dir's lock while it runs (a second run of the same
+version waits for nothing: it is refused, naming the holder). A version whose work dir already
+holds ``test_metrics.json`` is finished and is skipped unless ``force``; a forced re-run first
+moves the old run aside (``v6.prev-<timestamp>``), so no result is ever deleted. An unfinished
+run is continued with ``resume`` and otherwise refused, never trained over.
 """
 
 from __future__ import annotations
 
 import gc
 import os.path as osp
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,11 @@ from promptsg.engine.config import (
     sync_sampler_batch_size,
 )
 from promptsg.engine.runner import build_runner, test_best_checkpoint, write_metrics
+from promptsg.engine.workdir import claim_work_dir
 from promptsg.errors import ConfigError
+
+#: ``tools/run_chronology.py``'s names for continuing a version's run, replacing it, and elsewhere.
+_FLAGS = ('--resume', '--force', '--work-root')
 
 
 @dataclass
@@ -69,13 +74,6 @@ def version_config(
     return cfg
 
 
-def move_aside(work_dir: Path) -> Path:
-    """Rename a work dir to ``<name>.prev-<timestamp>`` (nothing is deleted); returns the new path."""
-    target = work_dir.with_name(f'{work_dir.name}.prev-{time.strftime("%Y%m%d_%H%M%S")}')
-    work_dir.rename(target)
-    return target
-
-
 def train_and_test(cfg: Config, work_dir: Path, resume: bool = False) -> dict[str, float]:
     """Train one version, test its best checkpoint, write ``test_metrics.json``."""
     runner = build_runner(cfg, str(work_dir), resume='auto' if resume else None)
@@ -112,9 +110,9 @@ def run_chronology(
             runs.append(VersionRun(version.name, 'skipped', work_dir, read_test_metrics(work_dir)))
             continue
         cfg = version_config(version, options, overlay, data_root, pretrained)
-        if force and work_dir.exists():
-            print_log(f'{version.name}: previous run moved to {move_aside(work_dir)}', 'current')
-        print_log(f'{version.name}: training in {work_dir}', 'current')
-        metrics = train_and_test(cfg, work_dir, resume=resume and not force)
+        resume_run = resume and not force
+        with claim_work_dir(str(work_dir), resume_run, overwrite=force, flags=_FLAGS):
+            print_log(f'{version.name}: training in {work_dir}', 'current')
+            metrics = train_and_test(cfg, work_dir, resume=resume_run)
         runs.append(VersionRun(version.name, 'ran', work_dir, metrics))
     return runs

@@ -168,11 +168,17 @@ def _is_main_rank() -> bool:
 
 
 @contextlib.contextmanager
-def claim_work_dir(work_dir: str, resume: bool = False, overwrite: bool = False) -> Iterator[None]:
+def claim_work_dir(
+    work_dir: str,
+    resume: bool = False,
+    overwrite: bool = False,
+    flags: tuple[str, str, str] = ('--resume', '--overwrite', '--work-dir'),
+) -> Iterator[None]:
     """Hold ``work_dir`` for one training run (rank 0 only; the other ranks pass through).
 
     A work dir holding a previous run is refused unless ``resume`` (continue it) or
-    ``overwrite`` (move it aside to ``<work_dir>.prev-<time>`` first).
+    ``overwrite`` (move it aside to ``<work_dir>.prev-<time>`` first). ``flags`` are the
+    command-line names of those two choices and of another work dir, for the refusal message.
 
     Raises:
         WorkDirError: locked by a live run, holding a run, or not writable.
@@ -189,8 +195,8 @@ def claim_work_dir(work_dir: str, resume: bool = False, overwrite: bool = False)
         elif found and not resume:
             shown = ', '.join(found[:4]) + (f' (+{len(found) - 4} more)' if len(found) > 4 else '')
             raise WorkDirError(
-                f'work dir {work_dir} holds a previous run ({shown}): pass --resume to continue '
-                'it, --overwrite to move it aside and start afresh, or another --work-dir'
+                f'work dir {work_dir} holds a previous run ({shown}): pass {flags[0]} to continue '
+                f'it, {flags[1]} to move it aside and start afresh, or another {flags[2]}'
             )
         yield
     finally:

@@ -14,9 +14,10 @@ from promptsg.chronology.moves import describe_moves, fmt_number
 from promptsg.chronology.readme import render_readme
 from promptsg.chronology.report import chronology_frame, collect, results_frame, write_artefacts
 from promptsg.chronology.results import read_val_curve, split_rows, version_status
-from promptsg.chronology.run import move_aside, run_chronology
+from promptsg.chronology.run import run_chronology
 from promptsg.chronology.versions import find_versions, read_notes
-from promptsg.errors import ConfigError
+from promptsg.engine.workdir import WorkDirLock
+from promptsg.errors import ConfigError, WorkDirError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / 'configs'
@@ -192,9 +193,37 @@ def test_force_moves_a_finished_run_aside_only_once_its_config_loads(tmp_path):
     with pytest.raises(ConfigError, match='overlay config not found'):
         run_chronology(VIT, tmp_path, versions=['v8'], force=True, overlay=tmp_path / 'no.py')
     assert (finished / 'test_metrics.json').is_file()  # a bad config moves nothing
-    moved = move_aside(finished)
-    assert moved.name.startswith('v8.prev-') and (moved / 'test_metrics.json').is_file()
-    assert version_status(finished) == 'not run'
+    assert [p.name for p in tmp_path.iterdir()] == ['v8']
+
+
+def test_an_unfinished_version_is_resumed_or_refused_never_trained_over(tmp_path):
+    overlay = tmp_path / 'tiny.py'
+    overlay.write_text(OVERLAY)
+    unfinished = tmp_path / 'v8'
+    unfinished.mkdir()
+    (unfinished / 'epoch_1.pth').write_bytes(b'a killed run')
+    with pytest.raises(
+        WorkDirError, match=r'holds a previous run \(epoch_1.pth\): pass --resume .*--force'
+    ):
+        run_chronology(VIT, tmp_path, versions=['v8'], overlay=overlay)
+    assert (unfinished / 'epoch_1.pth').read_bytes() == b'a killed run'
+    assert sorted(p.name for p in unfinished.iterdir()) == ['epoch_1.pth']  # lock released
+
+
+def test_a_version_in_use_by_another_run_is_refused(tmp_path):
+    overlay = tmp_path / 'tiny.py'
+    overlay.write_text(OVERLAY)
+    finished = tmp_path / 'v8'
+    finished.mkdir()
+    (finished / 'test_metrics.json').write_text('{"reid/mAP": 1.0}')
+    lock = WorkDirLock(str(finished)).acquire()
+    try:
+        with pytest.raises(WorkDirError, match='is in use by another run'):
+            run_chronology(VIT, tmp_path, versions=['v8'], force=True, overlay=overlay)
+    finally:
+        lock.release()
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ['v8']  # nothing moved aside
+    assert version_status(finished) == 'done'
 
 
 def test_unknown_version_is_a_config_error():
@@ -300,6 +329,12 @@ def test_mini_chronology_end_to_end(tmp_path, capsys):
 
     paths = write_artefacts(VIT, work, tmp_path / 'again')
     assert paths['results'].read_text() == (out / 'stage3_vit_b16_results.csv').read_text()
+
+    old_metrics = (work / 'v8' / 'test_metrics.json').read_text()
+    run_tool.main([*args, '--versions', 'v8', '--force'])  # the old run is moved aside, kept
+    (moved,) = [p for p in work.iterdir() if p.name.startswith('v8.prev-')]
+    assert (moved / 'test_metrics.json').read_text() == old_metrics
+    assert version_status(work / 'v8') == 'done' and not (work / 'v8' / '.lock').exists()
 
 
 def test_unknown_configs_name_lists_the_chronologies(load_tool):
