@@ -94,8 +94,11 @@ def main(argv=None) -> None:
     check_vis_backends(cfg)  # a missing logging package stops the run before the work dir exists
     work_dir = resolve_work_dir(cfg, args.work_dir)
     with claim_work_dir(work_dir, resume=args.resume is not None, overwrite=args.overwrite):
-        check_datasets(cfg, ['val_dataloader'] + ([] if args.no_test else ['test_dataloader']))
-        runner = build_runner(cfg, work_dir, args.launcher, resume=args.resume)
+        loaders = ['train_dataloader', 'val_dataloader'] + (
+            [] if args.no_test else ['test_dataloader']
+        )
+        datasets = check_datasets(cfg, loaders)
+        runner = build_runner(cfg, work_dir, args.launcher, resume=args.resume, datasets=datasets)
         if args.resume and args.cfg_options:
             runner.register_hook(ResumedOptionsHook(args.cfg_options))
         try:

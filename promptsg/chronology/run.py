@@ -30,7 +30,12 @@ from promptsg.engine.config import (
     read_config,
     sync_sampler_batch_size,
 )
-from promptsg.engine.runner import build_runner, test_best_checkpoint, write_metrics
+from promptsg.engine.runner import (
+    build_runner,
+    check_datasets,
+    test_best_checkpoint,
+    write_metrics,
+)
 from promptsg.engine.workdir import claim_work_dir
 from promptsg.errors import ConfigError
 
@@ -76,7 +81,8 @@ def version_config(
 
 def train_and_test(cfg: Config, work_dir: Path, resume: bool = False) -> dict[str, float]:
     """Train one version, test its best checkpoint, write ``test_metrics.json``."""
-    runner = build_runner(cfg, str(work_dir), resume='auto' if resume else None)
+    datasets = check_datasets(cfg)  # a bad val or test set stops the run before training
+    runner = build_runner(cfg, str(work_dir), resume='auto' if resume else None, datasets=datasets)
     try:
         runner.train()
         metrics = test_best_checkpoint(runner)

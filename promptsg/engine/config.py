@@ -269,18 +269,20 @@ def complete_gpu_defaults(cfg: Config, cuda: bool | None = None) -> None:
         env['cudnn_benchmark'] = not deterministic
 
 
-def fill_num_classes(cfg: Config) -> int | None:
+def fill_num_classes(cfg: Config, dataset=None) -> int | None:
     """Set ``model.num_classes`` from the training set when the config leaves it ``None``.
 
-    The training set is built once to count its identities (its images are not read).
-    Returns the value set, or None when nothing was filled in.
+    ``dataset``: the training set when it is already built; otherwise it is built here (without
+    its pipeline) to count its identities. Returns the value set, or None when nothing was
+    filled in.
     """
     model, loader = cfg.get('model'), cfg.get('train_dataloader')
     if not isinstance(model, Mapping) or model.get('num_classes', 0) is not None or not loader:
         return None
-    from promptsg.registry import DATASETS
+    if dataset is None:
+        from promptsg.registry import DATASETS
 
-    dataset = DATASETS.build(dict(loader['dataset'], pipeline=[]))
+        dataset = DATASETS.build(dict(loader['dataset'], pipeline=[]))
     cfg.model.num_classes = dataset.metainfo['num_classes']
     print_log(
         f'model.num_classes = {cfg.model.num_classes} (identities of the training set)',

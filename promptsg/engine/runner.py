@@ -119,25 +119,45 @@ def resolve_work_dir(cfg: Config, work_dir: str | None = None) -> str:
     return cfg.work_dir
 
 
-def check_datasets(cfg: Config, loaders=('val_dataloader', 'test_dataloader')) -> None:
-    """Build the evaluation data sets now, checking their lists and images, so that a fault
-    stops the run before its first training iteration (mmengine builds them only when it
-    validates or tests); the error names the loader. The training set is built by the Runner
-    before training starts."""
+def check_datasets(
+    cfg: Config, loaders=('train_dataloader', 'val_dataloader', 'test_dataloader')
+) -> dict:
+    """Build the data sets of ``loaders`` now, checking their lists and images, so that a fault
+    stops the run before its first training iteration (mmengine builds the evaluation sets only
+    when it validates or tests); the error names the loader.
+
+    Returns ``{loader: dataset}``; give it to :func:`build_runner` (``datasets=``) so that the
+    Runner uses these data sets instead of building (and checking) each one a second time.
+    """
     from promptsg.registry import DATASETS
 
+    built = {}
     for loader in loaders:
         node = cfg.get(loader)
         if not isinstance(node, Mapping) or not isinstance(node.get('dataset'), Mapping):
             continue
         try:
-            DATASETS.build(node['dataset'])
+            built[loader] = DATASETS.build(node['dataset'])
         except PromptSGError as e:
             raise type(e)(f'{loader}.dataset: {e}') from e
+    return built
+
+
+def _hand_over(runner: Runner, datasets: Mapping) -> None:
+    """Put data sets built by :func:`check_datasets` into the Runner's data-loader settings
+    (``runner.cfg``, which the work dir's config dump shows, keeps the dataset configs)."""
+    for loader, dataset in datasets.items():
+        node = getattr(runner, f'_{loader}', None)
+        if isinstance(node, Mapping) and isinstance(node.get('dataset'), Mapping):
+            setattr(runner, f'_{loader}', {**node, 'dataset': dataset})
 
 
 def build_runner(
-    cfg: Config, work_dir: str | None = None, launcher: str = 'none', resume: str | None = None
+    cfg: Config,
+    work_dir: str | None = None,
+    launcher: str = 'none',
+    resume: str | None = None,
+    datasets: Mapping | None = None,
 ) -> Runner:
     """Build the mmengine Runner: work dir (see :func:`resolve_work_dir`) and launcher.
 
@@ -147,8 +167,9 @@ def build_runner(
     the CUDA defaults of ``complete_gpu_defaults`` (bf16 autocast, TF32, pinned memory, cudnn
     benchmark).
     ``resume``: None, 'auto' (the latest checkpoint in the work dir; none found starts afresh)
-    or a checkpoint path.
+    or a checkpoint path. ``datasets``: what :func:`check_datasets` returned, used as built.
     """
+    datasets = dict(datasets or {})
     if not isinstance(cfg.get('model'), Mapping):
         raise ConfigError(
             f'config {cfg.filename} has no model: define model = dict(type=...) or inherit a '
@@ -163,7 +184,7 @@ def build_runner(
     _complete_hooks(cfg)
     complete_optim_wrapper(cfg)
     complete_gpu_defaults(cfg)
-    fill_num_classes(cfg)
+    fill_num_classes(cfg, datasets.get('train_dataloader'))
     sync_sampler_batch_size(cfg)
     if resume == 'auto':
         latest = latest_checkpoint(cfg.work_dir)
@@ -177,8 +198,11 @@ def build_runner(
     if 'runner_type' in cfg:
         from promptsg.registry import RUNNERS
 
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    _hand_over(runner, datasets)
+    return runner
 
 
 def test_best_checkpoint(runner: Runner) -> dict:

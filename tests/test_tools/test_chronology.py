@@ -17,7 +17,7 @@ from promptsg.chronology.results import read_val_curve, split_rows, version_stat
 from promptsg.chronology.run import run_chronology
 from promptsg.chronology.versions import find_versions, read_notes
 from promptsg.engine.workdir import WorkDirLock
-from promptsg.errors import ConfigError, WorkDirError
+from promptsg.errors import ConfigError, DataError, WorkDirError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / 'configs'
@@ -208,6 +208,15 @@ def test_an_unfinished_version_is_resumed_or_refused_never_trained_over(tmp_path
         run_chronology(VIT, tmp_path, versions=['v8'], overlay=overlay)
     assert (unfinished / 'epoch_1.pth').read_bytes() == b'a killed run'
     assert sorted(p.name for p in unfinished.iterdir()) == ['epoch_1.pth']  # lock released
+
+
+def test_a_bad_test_set_stops_a_version_before_training(tmp_path):
+    overlay = tmp_path / 'tiny.py'
+    bad = f"\ntest_dataloader = dict(dataset=dict(_delete_=True, type='Market1501', data_root={str(tmp_path / 'none')!r}, pipeline=test_pipeline))\n"
+    overlay.write_text(OVERLAY + bad)
+    with pytest.raises(DataError, match='^test_dataloader.dataset: '):
+        run_chronology(VIT, tmp_path / 'work', versions=['v8'], overlay=overlay)
+    assert not list((tmp_path / 'work' / 'v8').glob('*.pth'))  # no training step ran
 
 
 def test_a_version_in_use_by_another_run_is_refused(tmp_path):
