@@ -67,15 +67,21 @@ def version_config(
     overlay: str | Path | None = None,
     data_root: str | None = None,
     pretrained: str | None = None,
+    count_classes: bool = True,
 ) -> Config:
-    """The config a version runs with: file, then overlay, then paths, then options."""
+    """The config a version runs with: file, then overlay, then paths, then options.
+
+    ``count_classes``: fill ``model.num_classes`` from the training set here (a run leaves it
+    to :func:`build_runner`, which counts on the training set it trains on).
+    """
     cfg = load_config(str(version.path))
     if overlay is not None:
         merge_overlay(cfg, overlay)
     apply_cfg_options(cfg, path_options(data_root, pretrained))
     apply_cfg_options(cfg, options)
     sync_sampler_batch_size(cfg)
-    fill_num_classes(cfg)
+    if count_classes:
+        fill_num_classes(cfg)
     return cfg
 
 
@@ -115,7 +121,7 @@ def run_chronology(
             print_log(f'{version.name}: finished, skipped ({work_dir / TEST_METRICS})', 'current')
             runs.append(VersionRun(version.name, 'skipped', work_dir, read_test_metrics(work_dir)))
             continue
-        cfg = version_config(version, options, overlay, data_root, pretrained)
+        cfg = version_config(version, options, overlay, data_root, pretrained, count_classes=False)
         resume_run = resume and not force
         with claim_work_dir(str(work_dir), resume_run, overwrite=force, flags=_FLAGS):
             print_log(f'{version.name}: training in {work_dir}', 'current')

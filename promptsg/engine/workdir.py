@@ -59,8 +59,9 @@ def _pid_alive(pid: int) -> bool:
 class WorkDirLock:
     """An exclusive lock on a work dir, held until :meth:`release` or the process ends."""
 
-    def __init__(self, work_dir: str) -> None:
+    def __init__(self, work_dir: str, other: str = '--work-dir') -> None:
         self.work_dir = work_dir
+        self.other = other  # the option that names another work dir, for the refusal
         self.path = osp.join(work_dir, LOCK_FILE)
         self._fd: int | None = None
 
@@ -78,7 +79,7 @@ class WorkDirLock:
         )
         raise WorkDirError(
             f'work dir {self.work_dir} is in use by another run ({who}); wait for it, or pass '
-            f'another --work-dir (if that run is gone, delete {self.path})'
+            f'another {self.other} (if that run is gone, delete {self.path})'
         )
 
     def acquire(self) -> WorkDirLock:
@@ -187,7 +188,7 @@ def claim_work_dir(
         yield
         return
     check_writable(work_dir)
-    lock = WorkDirLock(work_dir).acquire()
+    lock = WorkDirLock(work_dir, other=flags[2]).acquire()
     try:
         found = run_files(work_dir)
         if found and overwrite:

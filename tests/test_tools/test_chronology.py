@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from promptsg.chronology.report import chronology_frame, collect, results_frame,
 from promptsg.chronology.results import read_val_curve, split_rows, version_status
 from promptsg.chronology.run import run_chronology
 from promptsg.chronology.versions import find_versions, read_notes
+from promptsg.datasets.base import ReIDDataset
 from promptsg.engine.workdir import WorkDirLock
 from promptsg.errors import ConfigError, DataError, WorkDirError
 
@@ -219,6 +221,22 @@ def test_a_bad_test_set_stops_a_version_before_training(tmp_path):
     assert not list((tmp_path / 'work' / 'v8').glob('*.pth'))  # no training step ran
 
 
+def test_a_version_builds_each_data_set_once(tmp_path, monkeypatch):
+    checks = Counter()
+    check = ReIDDataset._check_files
+
+    def counted(self, samples):
+        checks[self.split] += 1
+        return check(self, samples)
+
+    monkeypatch.setattr(ReIDDataset, '_check_files', counted)
+    overlay = tmp_path / 'tiny.py'
+    overlay.write_text(OVERLAY + 'train_cfg = dict(max_epochs=1)\n')
+    (run,) = run_chronology(VIT, tmp_path / 'work', versions=['v8'], overlay=overlay)
+    assert run.action == 'ran' and run.metrics
+    assert dict(checks) == {'train': 1, 'val': 1, 'test': 1}
+
+
 def test_a_version_in_use_by_another_run_is_refused(tmp_path):
     overlay = tmp_path / 'tiny.py'
     overlay.write_text(OVERLAY)
@@ -227,7 +245,7 @@ def test_a_version_in_use_by_another_run_is_refused(tmp_path):
     (finished / 'test_metrics.json').write_text('{"reid/mAP": 1.0}')
     lock = WorkDirLock(str(finished)).acquire()
     try:
-        with pytest.raises(WorkDirError, match='is in use by another run'):
+        with pytest.raises(WorkDirError, match='is in use by another run .*another --work-root'):
             run_chronology(VIT, tmp_path, versions=['v8'], force=True, overlay=overlay)
     finally:
         lock.release()
