@@ -10,17 +10,27 @@ cached (``text_bank``, C × D); the image encoder, neck and head train with ``lo
 triplet and the image→text cross-entropy against the cache). The prompts are never updated.
 
 ``TrainingStagesHook`` switches the stage (and the optimiser) at the configured epoch.
+
+``official_heads=True`` adds the official code's second branch: the image feature before the
+projection (ViT: the CLS after ln_post; RN50: layer4 average-pooled) gets its own neck and
+classifier (``logits_pre``), losses can also take it (``feat_pre``) and the raw feature one stage
+earlier (``feat_inner``: ViT's CLS after the block before the last; RN50's layer3, pooled), and
+the retrieval feature is the concatenation ``[pre-projection, projected]`` (1280-d for
+ViT-B/16, 3072-d for RN50), L2-normalised as a whole.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from promptsg.errors import ConfigError
 from promptsg.models.baseline import DEFAULT_LOSS_INPUTS, ReIDBaseline
-from promptsg.registry import LOSSES, MODELS, PROMPT_MODULES
+from promptsg.registry import HEADS, LOSSES, MODELS, PROMPT_MODULES
 
 STAGES = ('prompt', 'image')
 #: The features the CLIP-ReID losses consume (a loss config's ``inputs`` overrides them).
@@ -54,11 +64,16 @@ class CLIPReID(ReIDBaseline):
             (which reads ``text_bank``).
         text_batch_size: identities encoded per text-encoder call when the cache is built.
         stage: the stage before any ``set_stage`` call.
+        official_heads: the official two-branch heads (module docstring): a second neck and
+            classifier built from ``neck``/``head`` on the pre-projection feature, which both
+            need; the retrieval feature concatenates the two branches.
         **kwargs: other ``ReIDBaseline`` arguments (neck, head, test_cfg, ...).
 
     The retrieval feature is the backbone's global feature (CLS after ln_post and proj for ViT,
-    attention-pool output for RN50), as in ``ReIDBaseline``.
+    attention-pool output for RN50), as in ``ReIDBaseline``, unless ``official_heads``.
     """
+
+    known_parts = (*ReIDBaseline.known_parts, 'neck_pre', 'head_pre')
 
     def __init__(
         self,
@@ -69,9 +84,14 @@ class CLIPReID(ReIDBaseline):
         losses: dict | None = None,
         text_batch_size: int = 64,
         stage: str = 'prompt',
+        official_heads: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(backbone, num_classes, losses=_with_inputs(losses), **kwargs)
+        self.official_heads = bool(official_heads)
+        self.neck_pre = self.head_pre = None
+        if self.official_heads:
+            self._build_pre_branch(kwargs.get('neck'), kwargs.get('head'), num_classes)
         text_encoder = self.backbone.text_encoder
         if text_encoder is None:
             raise ConfigError('CLIPReID needs the text encoder: set model.backbone.with_text=True')
@@ -111,6 +131,39 @@ class CLIPReID(ReIDBaseline):
         self.register_buffer('text_bank', None, persistent=False)
         self._img_cache: dict[int, Tensor] = {}
         self.stage = self._check_stage(stage)
+
+    def _build_pre_branch(self, neck: dict | None, head: dict | None, num_classes: int) -> None:
+        """The second neck + classifier, on the backbone's pre-projection feature."""
+        if not hasattr(self.backbone, 'forward_branches'):
+            raise ConfigError(
+                f'CLIPReID official_heads: backbone {type(self.backbone).__name__} has no '
+                'forward_branches (CLIPViT and CLIPResNet have)'
+            )
+        if not neck or not head:
+            raise ConfigError('CLIPReID official_heads needs model.neck and model.head')
+        dim = self.backbone.branch_dims['pre_proj']
+        self.neck_pre = HEADS.build(neck, default_args=dict(in_channels=dim))
+        self.head_pre = HEADS.build(
+            head,
+            default_args=dict(
+                in_channels=getattr(self.neck_pre, 'out_channels', dim), num_classes=num_classes
+            ),
+        )
+        self._head_pre_takes_labels = (
+            'labels' in inspect.signature(self.head_pre.forward).parameters
+        )
+
+    def consumed_features(self) -> set[str]:
+        used = super().consumed_features()
+        if 'logits_pre' in used:
+            used.add('feat_pre')
+        return used
+
+    def unused_in_training(self) -> list[str]:
+        unused = super().unused_in_training()
+        if self.official_heads and 'logits_pre' not in self.consumed_features():
+            unused += ['neck_pre', 'head_pre']
+        return unused
 
     @staticmethod
     def _check_stage(stage: str) -> str:
@@ -177,12 +230,38 @@ class CLIPReID(ReIDBaseline):
     # -- forward ---------------------------------------------------------------------------
     def extract_feat(self, inputs: Tensor, data_samples: dict | None = None) -> dict[str, Tensor]:
         """``feat``/``img_feat`` (B, D) backbone global feature; ``text_bank`` (C, D) in
-        training."""
-        global_feat, _ = self.backbone(inputs, **self.side_info(data_samples))
-        out = {'feat': global_feat, 'img_feat': global_feat}
+        training. With ``official_heads`` also ``feat_pre`` (B, W), and in training
+        ``feat_inner`` and the second branch's ``neck_feat_pre`` and ``logits_pre`` (B, C)."""
+        side = self.side_info(data_samples)
+        if self.official_heads:
+            branches = self.backbone.forward_branches(inputs, **side)
+            global_feat = branches['global']
+            out = {'feat': global_feat, 'img_feat': global_feat, 'feat_pre': branches['pre_proj']}
+            if self.training:
+                out['feat_inner'] = branches['inner']
+                out['neck_feat_pre'] = self.neck_pre(branches['pre_proj'])
+                if self._head_pre_takes_labels:
+                    pid = torch.as_tensor(data_samples['pid']).to(inputs.device)
+                    out['logits_pre'] = self.head_pre(out['neck_feat_pre'], pid)
+                else:
+                    out['logits_pre'] = self.head_pre(out['neck_feat_pre'])
+        else:
+            global_feat, _ = self.backbone(inputs, **side)
+            out = {'feat': global_feat, 'img_feat': global_feat}
         if self.training and self.text_bank is not None:
             out['text_bank'] = self.text_bank
         return out
+
+    def _embed_once(self, inputs: Tensor, data_samples: dict | None) -> Tensor:
+        """With ``official_heads``: ``[pre-projection, projected]`` (B, W + D), normalised as
+        a whole (each part through its neck with ``test_cfg.neck_feat='after'``)."""
+        if not self.official_heads:
+            return super()._embed_once(inputs, data_samples)
+        feats = self.extract_feat(inputs, data_samples)
+        pre, proj = feats['feat_pre'], feats['feat']
+        if self.test_cfg['neck_feat'] == 'after':
+            pre, proj = self.neck_pre(pre), self.neck(proj)
+        return F.normalize(torch.cat([pre, proj], dim=-1), dim=-1)
 
     def loss(self, inputs: Tensor, data_samples: dict) -> dict[str, Tensor]:
         if self.stage == 'prompt':

@@ -89,11 +89,19 @@ def test_official_recipe(config):
         else dict(type='Adam', lr=3.5e-4, weight_decay=5e-4)
     )
     assert ow.image.optimizer == image_opt
+    assert ow.image.paramwise_cfg == dict(bias_lr_mult=2.0)  # official BIAS_LR_FACTOR
     warmup, steps = cfg.param_scheduler['image']
     assert warmup.start_factor == (0.1 if vit else 0.01) and warmup.end - warmup.begin == 10
     assert steps.milestones == ([30, 50] if vit else [40, 70]) and steps.gamma == 0.1
     assert steps.begin == prompt_epochs
     assert cfg.model.losses.ce.loss_weight == (0.25 if vit else 1.0)
+    assert cfg.model.official_heads is True  # two branches, as the official code
+    assert cfg.model.neck == dict(type='BNNeck', freeze_bias=True)
+    assert cfg.model.losses.ce_pre.loss_weight == cfg.model.losses.ce.loss_weight
+    assert cfg.model.losses.ce_pre.inputs == ('logits_pre', 'pid')
+    assert cfg.model.losses.tri_pre.inputs == ('feat_pre', 'pid')
+    assert cfg.model.losses.tri_inner.inputs == ('feat_inner', 'pid')
+    assert vit or cfg.model.backbone.last_stride == 1  # the official RN50 layer4 keeps stride 1
     assert cfg.model.losses.ce.label_smoothing == 0.1
     assert cfg.model.losses.triplet.margin == 0.3
     assert cfg.model.losses.i2t_ce.type == 'ImageToTextCELoss'

@@ -107,6 +107,33 @@ def test_balancer_log_vars_never_decay_and_norm_bias_decay_switch(model):
     assert groups['clip_visual_no_decay']['lr'] == 1e-4
 
 
+def test_bias_lr_mult_gives_every_bias_its_own_group_at_a_multiple_of_the_lr(model):
+    cfg = dict(OPTIM, paramwise_cfg=dict(OPTIM['paramwise_cfg'], bias_lr_mult=2.0))
+    groups = _groups(build_optim_wrapper(model, cfg))
+    assert set(groups) == {
+        'clip_visual',
+        'clip_visual_bias',
+        'modules',
+        'modules_bias',
+        'modules_no_decay',
+    }
+    assert groups['clip_visual_bias']['lr'] == 2e-4 and groups['clip_visual']['lr'] == 1e-4
+    assert groups['modules_bias']['lr'] == 2e-5 and groups['modules']['lr'] == 1e-5
+    assert groups['clip_visual_bias']['weight_decay'] == 5e-4  # decay as the weights
+    biases = _names(model, groups['clip_visual_bias']) | _names(model, groups['modules_bias'])
+    weights = _names(model, groups['clip_visual']) | _names(model, groups['modules'])
+    assert 'neck.bn.bias' in biases and 'head.fc.weight' in weights
+    assert any(n.endswith('in_proj_bias') for n in biases)
+    assert all('bias' in n for n in biases) and not any('bias' in n for n in weights)
+    plain = build_optim_wrapper(model, dict(OPTIM)).optimizer.param_groups
+    assert sum(len(g['params']) for g in groups.values()) == sum(len(g['params']) for g in plain)
+
+    cfg['paramwise_cfg']['norm_bias_decay'] = False
+    groups = _groups(build_optim_wrapper(model, cfg))
+    assert groups['clip_visual_bias_no_decay']['lr'] == 2e-4
+    assert groups['clip_visual_bias_no_decay']['weight_decay'] == 0.0
+
+
 def test_group_lr_defaults_to_the_optimizer_lr(model):
     cfg = dict(OPTIM, paramwise_cfg=dict(lr_modules=1e-5))
     groups = _groups(build_optim_wrapper(model, cfg))
@@ -134,6 +161,7 @@ def test_groups_are_printed_with_parameter_counts(model, capsys):
         (dict(lr_visual=1e-4), "unknown key(s) ['lr_visual']"),
         (dict(lr_clip_visual=0), 'lr_clip_visual must be a positive number'),
         (dict(lr_modules='fast'), 'lr_modules must be a positive number'),
+        (dict(bias_lr_mult=-2), 'bias_lr_mult must be a positive number'),
         (dict(no_decay_keys='loss_balancer'), 'no_decay_keys must be a list'),
     ],
 )

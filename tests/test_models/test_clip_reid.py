@@ -173,3 +173,72 @@ def test_bad_configs():
                 type='CLIPViT', arch='tiny-vit', img_size=IMG_SIZE, pretrained=None, with_text=False
             )
         )
+
+
+OFFICIAL_LOSSES = dict(
+    ce=dict(type='CrossEntropyLoss', label_smoothing=0.1, loss_weight=0.25),
+    ce_pre=dict(
+        type='CrossEntropyLoss', label_smoothing=0.1, loss_weight=0.25, inputs=('logits_pre', 'pid')
+    ),
+    triplet=dict(type='TripletLoss', margin=0.3),
+    tri_pre=dict(type='TripletLoss', margin=0.3, inputs=('feat_pre', 'pid')),
+    tri_inner=dict(type='TripletLoss', margin=0.3, inputs=('feat_inner', 'pid')),
+    i2t_ce=dict(type='ImageToTextCELoss', label_smoothing=0.1),
+)
+BACKBONES = {
+    'vit': dict(type='CLIPViT', arch='tiny-vit', img_size=IMG_SIZE, pretrained=None),
+    'rn': dict(
+        type='CLIPResNet', arch='tiny-rn', img_size=IMG_SIZE, pretrained=None, last_stride=1
+    ),
+}
+
+
+@pytest.mark.parametrize('arch', sorted(BACKBONES))
+def test_official_heads_train_both_branches_and_retrieve_with_their_concatenation(data, arch):
+    model = build(backbone=BACKBONES[arch], official_heads=True, losses=OFFICIAL_LOSSES)
+    dims = model.backbone.branch_dims
+    assert model.neck_pre.bn.num_features == dims['pre_proj']
+    assert model.head_pre.fc.in_features == dims['pre_proj']
+    wrapper = optim(model)
+    model.set_stage('image')
+    wrapper.activate('image')
+    model.train()
+    pre_head = snapshot(model.head_pre)
+    log = model.train_step(data, wrapper)
+    expected = {'loss_ce', 'loss_ce_pre', 'loss_triplet', 'loss_tri_pre', 'loss_tri_inner'}
+    assert expected | {'loss_i2t_ce'} <= set(log)
+    assert changed(pre_head, model.head_pre) != []  # the second classifier trains
+    assert 'neck_pre' not in model.unused_in_training()
+
+    model.eval()
+    batch = model.data_preprocessor(data, False)
+    with torch.no_grad():
+        feat = model(batch['inputs'], batch['data_samples'], mode='tensor')
+        branches = model.backbone.forward_branches(batch['inputs'])
+    width = dims['pre_proj'] + model.backbone.embed_dim
+    assert feat.shape == (len(data['inputs']), width)
+    whole = torch.cat([branches['pre_proj'], branches['global']], dim=-1)
+    torch.testing.assert_close(feat, torch.nn.functional.normalize(whole, dim=-1))
+
+    model.test_cfg['neck_feat'] = 'after'
+    with torch.no_grad():
+        after = model(batch['inputs'], batch['data_samples'], mode='tensor')
+        necks = torch.cat(
+            [model.neck_pre(branches['pre_proj']), model.neck(branches['global'])], dim=-1
+        )
+    torch.testing.assert_close(after, torch.nn.functional.normalize(necks, dim=-1))
+
+
+def test_without_official_heads_the_retrieval_feature_is_the_projected_one(data):
+    model = build()
+    assert model.neck_pre is None and model.head_pre is None
+    model.eval()
+    batch = model.data_preprocessor(data, False)
+    with torch.no_grad():
+        feat = model(batch['inputs'], batch['data_samples'], mode='tensor')
+    assert feat.shape[1] == model.backbone.embed_dim
+
+
+def test_official_heads_need_a_neck_and_a_head():
+    with pytest.raises(ConfigError, match='official_heads needs model.neck and model.head'):
+        build(official_heads=True, neck=None)

@@ -3,8 +3,10 @@
 # with 4 learned tokens per identity; stage 1 trains them with the image->text + text->image
 # contrastive losses (raw features, temperature 1); stage 2 trains the image encoder with
 # 0.25 x ID (label smoothing 0.1) + triplet (margin 0.3) + image->text CE against the cached text
-# features. The retrieval feature is the projected CLS feature (the official code concatenates
-# the 768-d pre-projection CLS as well; see docs/clip_reid.md).
+# features, with the official two-branch heads (official_heads): a BNNeck + classifier on the
+# projected CLS and another on the 768-d CLS before the projection (ID loss on both), triplet on
+# the projected CLS, the pre-projection CLS and the raw CLS after block 11, and retrieval with
+# [pre-projection, projected] (1280-d, L2-normalised). Losses are summed, as in the official code.
 model = dict(
     type='CLIPReID',
     num_classes=None,  # None: build_runner sets it from the training set's identities
@@ -19,11 +21,20 @@ model = dict(
         type='IdentityPromptLearner', template='A photo of a {} person.', num_tokens=4
     ),
     prompt_losses=dict(i2t_t2i=dict(type='ImageTextContrastiveLoss', temperature=1.0)),
-    neck=dict(type='BNNeck'),
-    head=dict(type='LinearClassifier'),
+    neck=dict(type='BNNeck', freeze_bias=True),  # the official bottlenecks' bias is frozen
+    head=dict(type='LinearClassifier'),  # no bias, N(0, 0.001^2), as the official classifiers
+    official_heads=True,
     losses=dict(
         ce=dict(type='CrossEntropyLoss', label_smoothing=0.1, loss_weight=0.25),
+        ce_pre=dict(
+            type='CrossEntropyLoss',
+            label_smoothing=0.1,
+            loss_weight=0.25,
+            inputs=('logits_pre', 'pid'),
+        ),
         triplet=dict(type='TripletLoss', margin=0.3),
+        tri_pre=dict(type='TripletLoss', margin=0.3, inputs=('feat_pre', 'pid')),
+        tri_inner=dict(type='TripletLoss', margin=0.3, inputs=('feat_inner', 'pid')),
         i2t_ce=dict(type='ImageToTextCELoss', label_smoothing=0.1),
     ),
 )

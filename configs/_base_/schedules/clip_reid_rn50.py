@@ -1,6 +1,7 @@
 # CLIP-ReID's two stages on RN50 (official configs/person/cnn_clipreid.yml): stage 'prompt' 60
 # epochs (as for ViT: Adam 3.5e-4, warm-up 5 epochs, cosine to 1e-6); stage 'image' 120 epochs,
-# Adam lr 3.5e-4, wd 5e-4, warm-up x0.01 over 10 epochs, x0.1 at its epochs 40 and 70.
+# Adam lr 3.5e-4 (biases 7e-4), wd 5e-4, warm-up x0.01 over 10 epochs, x0.1 at its epochs 40
+# and 70.
 _base_ = ['./clip_reid_vit.py']
 
 prompt_epochs, image_epochs = 60, 120

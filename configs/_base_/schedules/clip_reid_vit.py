@@ -3,8 +3,8 @@
 # from 1e-5 over 5 epochs, then cosine to 1e-6 (timm's CosineLRScheduler in the official code;
 # mmengine's LinearLR + CosineAnnealingLR here). Frozen image features are extracted once, with
 # the test pipeline, when the stage begins.
-# Stage 'image' (epochs 121-180): Adam lr 5e-6, wd 1e-4, everything but the prompts; warm-up
-# x0.1 over 10 epochs, x0.1 at its epochs 30 and 50. Validation in stage 2 only.
+# Stage 'image' (epochs 121-180): Adam lr 5e-6 (biases 1e-5), wd 1e-4, everything but the
+# prompts; warm-up x0.1 over 10 epochs, x0.1 at its epochs 30 and 50. Validation in stage 2 only.
 _base_ = ['../default_runtime.py']
 
 prompt_epochs, image_epochs = 120, 60
@@ -14,7 +14,9 @@ optim_wrapper = dict(
         optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=1e-4), params=['prompt_learner.']
     ),
     image=dict(
-        optimizer=dict(type='Adam', lr=5e-6, weight_decay=1e-4), exclude=['prompt_learner.']
+        optimizer=dict(type='Adam', lr=5e-6, weight_decay=1e-4),
+        exclude=['prompt_learner.'],
+        paramwise_cfg=dict(bias_lr_mult=2.0),  # BIAS_LR_FACTOR 2 of the official stage 2
     ),
 )
 param_scheduler = dict(

@@ -16,7 +16,13 @@ from promptsg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMI
 VISUAL_PREFIX = 'backbone.'
 #: ... except the frozen text encoder, which is never optimised.
 TEXT_PREFIX = 'backbone.text_encoder.'
-PARAMWISE_KEYS = ('lr_clip_visual', 'lr_modules', 'norm_bias_decay', 'no_decay_keys')
+PARAMWISE_KEYS = (
+    'lr_clip_visual',
+    'lr_modules',
+    'bias_lr_mult',
+    'norm_bias_decay',
+    'no_decay_keys',
+)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
@@ -48,6 +54,9 @@ class ReIDOptimWrapperConstructor:
       at ``lr_clip_visual``;
     - ``modules``: every other trainable parameter (inversion, interaction, neck, head, loss
       parameters such as center-loss centres and balancer log-variances), at ``lr_modules``;
+    - ``<group>_bias``: with ``bias_lr_mult`` other than 1, the parameters whose name contains
+      ``bias`` (CLIP-ReID's rule: linear, norm and attention ``in_proj_bias`` biases), at the
+      group's lr times ``bias_lr_mult``;
     - ``<group>_no_decay``: the same at weight decay 0 — always for parameters whose name
       contains one of ``no_decay_keys`` (default: the loss balancer, whose log-variances decay
       would pull towards weight 1), and for norm and bias parameters when
@@ -62,8 +71,9 @@ class ReIDOptimWrapperConstructor:
         optim_wrapper_cfg: ``optim_wrapper`` without ``constructor``/``paramwise_cfg``; its
             ``optimizer`` needs ``type`` and ``lr`` (the default for both group lrs);
             ``type`` defaults to ``ReIDOptimWrapper``.
-        paramwise_cfg: ``lr_clip_visual``, ``lr_modules``, ``norm_bias_decay`` (default True),
-            ``no_decay_keys`` (default ``('loss_balancer.',)``).
+        paramwise_cfg: ``lr_clip_visual``, ``lr_modules``, ``bias_lr_mult`` (default 1),
+            ``norm_bias_decay`` (default True), ``no_decay_keys`` (default
+            ``('loss_balancer.',)``).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
@@ -93,6 +103,9 @@ class ReIDOptimWrapperConstructor:
         self.lr_modules = _positive(
             'paramwise_cfg.lr_modules', paramwise.get('lr_modules', base_lr)
         )
+        self.bias_lr_mult = _positive(
+            'paramwise_cfg.bias_lr_mult', paramwise.get('bias_lr_mult', 1.0)
+        )
         weight_decay = self.optimizer_cfg.get('weight_decay', 0.0)
         if not isinstance(weight_decay, numbers.Real) or weight_decay < 0:
             raise ConfigError(
@@ -119,6 +132,8 @@ class ReIDOptimWrapperConstructor:
                 continue
             part = 'clip_visual' if name.startswith(VISUAL_PREFIX) else 'modules'
             lr = self.lr_clip_visual if part == 'clip_visual' else self.lr_modules
+            if self.bias_lr_mult != 1.0 and 'bias' in name:
+                part, lr = f'{part}_bias', lr * self.bias_lr_mult
             no_decay = name in exempt or any(k in name for k in self.no_decay_keys)
             key = f'{part}_no_decay' if no_decay else part
             group = groups.setdefault(
@@ -134,7 +149,12 @@ class ReIDOptimWrapperConstructor:
             )
             group['params'].append(param)
             group['param_names'].append(name)
-        order = ('clip_visual', 'clip_visual_no_decay', 'modules', 'modules_no_decay')
+        order = [
+            f'{part}{bias}{decay}'
+            for part in ('clip_visual', 'modules')
+            for bias in ('', '_bias')
+            for decay in ('', '_no_decay')
+        ]
         return [groups[k] for k in order if k in groups]
 
     def __call__(self, model: nn.Module):

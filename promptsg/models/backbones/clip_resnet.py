@@ -163,6 +163,28 @@ class CLIPResNet(CLIPImageBackbone):
         """(B, 3, H, W) -> global (B, D), grid tokens (B, N, D), both in CLIP's joint space."""
         return self.pool(self.feature_map(x))
 
+    @property
+    def branch_dims(self) -> dict[str, int]:
+        """Widths of :meth:`forward_branches`' ``pre_proj`` and ``inner`` features."""
+        channels = self.visual.attnpool.c_proj.in_features  # layer4's output channels
+        return {'pre_proj': channels, 'inner': channels // 2}
+
+    def forward_branches(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three features CLIP-ReID's ResNet image encoder returns, for its two-branch
+        heads: ``global`` (B, D) the attention pool over layer4 as :meth:`forward`,
+        ``pre_proj`` (B, C) layer4 average-pooled and ``inner`` (B, C / 2) layer3
+        average-pooled."""
+        self._check_input(x)
+        visual = self.visual
+        x3 = visual.layer3(visual.layer2(visual.layer1(visual.stem(x))))
+        x4 = visual.layer4(x3)
+        global_feat, _ = self.pool(x4, with_tokens=False)
+        return {
+            'global': global_feat,
+            'pre_proj': x4.mean(dim=(2, 3)),
+            'inner': x3.mean(dim=(2, 3)),
+        }
+
     def forward_states(
         self, x: torch.Tensor, states: Sequence[int]
     ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:

@@ -201,6 +201,41 @@ class CLIPViT(CLIPImageBackbone):
             self._cls_offset = None
         return pooled, tokens @ self.visual.proj
 
+    @property
+    def branch_dims(self) -> dict[str, int]:
+        """Widths of :meth:`forward_branches`' ``pre_proj`` and ``inner`` features."""
+        width = self.visual.proj.shape[0]
+        return {'pre_proj': width, 'inner': width}
+
+    def forward_branches(
+        self,
+        x: torch.Tensor,
+        camid: torch.Tensor | None = None,
+        viewid: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The three CLS features CLIP-ReID's image encoder returns, for its two-branch heads:
+        ``global`` (B, D) as :meth:`forward` (ln_post, then proj), ``pre_proj`` (B, W) the same
+        CLS before proj, and ``inner`` (B, W) the raw CLS after the block before the last."""
+        self._check_input(x)
+        visual = self.visual
+        self._cls_offset = self.side_embedding(camid, viewid)
+        try:
+            h = visual._embeds(x)  # ln_pre's pre-hook adds the SIE offset
+        finally:
+            self._cls_offset = None
+        transformer = visual.transformer
+        if not transformer.batch_first:
+            h = h.transpose(0, 1)
+        blocks = list(transformer.resblocks)
+        for block in blocks[:-1]:
+            h = block(h)
+        inner = h[:, 0] if transformer.batch_first else h[0]
+        h = blocks[-1](h)
+        if not transformer.batch_first:
+            h = h.transpose(0, 1)
+        pooled, _ = visual._pool(h)
+        return {'global': pooled @ visual.proj, 'pre_proj': pooled, 'inner': inner}
+
     def forward_states(
         self,
         x: torch.Tensor,
