@@ -4,7 +4,8 @@ CHECKPOINT is a checkpoint file or a training work dir (its best checkpoint, as 
 
 The ONNX graph takes ``images`` (B, 3, H, W) float32 RGB in 0-255, resized to the config's input
 size, and returns ``embeddings`` (B, D), L2-normalised (PromptSG: the fixed prompt, cached in the
-graph). It is checked against torch with onnxruntime unless ``--no-verify``.
+graph). A model with SIE (a camera embedding) takes ``camids`` (B,) int64 too. It is checked
+against torch with onnxruntime unless ``--no-verify``.
 """
 
 import argparse
@@ -53,9 +54,11 @@ def main(argv=None) -> float | None:
     inferencer = ReIDInferencer(args.config, args.checkpoint, cfg_options=args.cfg_options)
     model = inferencer.model
     path = export_onnx(model, args.out, aspect=args.aspect, opset=args.opset)
+    cameras = getattr(model, 'sie_cameras', 0)
+    inputs = 'images' + (f' + camids (0..{cameras - 1})' if cameras else '')
     print(
         f'exported {type(model).__name__} of {inferencer.checkpoint} '
-        f'(image -> embedding, opset {args.opset}) -> {path}'
+        f'({inputs} -> embedding, opset {args.opset}) -> {path}'
     )
     if args.no_verify:
         return None

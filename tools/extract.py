@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.apis.images import ImageRecord, collect_images  # noqa: E402
+from promptsg.apis.inferencer import merge_camids  # noqa: E402
 from promptsg.engine.cli import add_inferencer_args, build_inferencer, run_cli  # noqa: E402
 from promptsg.errors import ConfigError  # noqa: E402
 from promptsg.retrieval import INDEX_TYPES, GalleryIndex, index_config  # noqa: E402
@@ -132,7 +133,11 @@ def main(argv=None) -> np.ndarray:
         resolve_backend(cfg['type'], 'auto')  # bad options or a missing faiss fail before embedding
     records = collect_images(args.inputs)
     inferencer = build_inferencer(args)
-    feats = inferencer([r.path for r in records], progress=not args.no_progress)
+    feats = inferencer(
+        [r.path for r in records],
+        progress=not args.no_progress,
+        camids=merge_camids([r.camid for r in records], args.camid),
+    )
     if args.out:
         index = args.index or osp.splitext(args.out)[0] + '.csv'
         for path in (args.out, index):

@@ -23,6 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import promptsg.registry  # noqa: E402,F401  (a broken import shows its real traceback)
 from promptsg.apis.grid import draw_result_grid  # noqa: E402
 from promptsg.apis.images import ImageRecord, collect_images  # noqa: E402
+from promptsg.apis.inferencer import merge_camids  # noqa: E402
 from promptsg.apis.retrieval import (  # noqa: E402
     UNKNOWN,
     SearchResult,
@@ -83,6 +84,11 @@ def write_results(
                 )
 
 
+def cameras(records: list[ImageRecord], args: argparse.Namespace) -> list[int]:
+    """The records' camera ids, ``--camid`` where they are unknown (for an SIE model)."""
+    return merge_camids([r.camid for r in records], args.camid)
+
+
 def main(argv=None) -> SearchResult:
     args = parse_args(argv)
     if args.topk < 1:
@@ -94,10 +100,12 @@ def main(argv=None) -> SearchResult:
     gallery = None if index else collect_images(args.gallery)
     inferencer = build_inferencer(args)
     progress = not args.no_progress
-    q_feats = inferencer([r.path for r in query], progress=progress)
+    q_feats = inferencer([r.path for r in query], progress=progress, camids=cameras(query, args))
     fingerprint = inferencer.fingerprint if index else None
     if index is None:
-        g_feats = inferencer([r.path for r in gallery], progress=progress)
+        g_feats = inferencer(
+            [r.path for r in gallery], progress=progress, camids=cameras(gallery, args)
+        )
         index = GalleryIndex.build(
             g_feats, [r.path for r in gallery], [r.pid for r in gallery],
             [r.camid for r in gallery], backend='torch',

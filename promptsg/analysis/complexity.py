@@ -64,7 +64,10 @@ def embedding_flops(
     model.eval()
     h, w = input_size
     images = torch.rand(1, 3, h, w) * 255
-    data = model.data_preprocessor({'inputs': images, 'data_samples': {'aspect': [aspect]}})
+    samples = {'aspect': [aspect]}
+    if getattr(model, 'sie_cameras', 0):  # camera 0: the id picks a row, not the cost
+        samples['camid'] = torch.zeros(1, dtype=torch.long)
+    data = model.data_preprocessor({'inputs': images, 'data_samples': samples})
     model.embed(data['inputs'], data['data_samples'])
     counter = FlopCounterMode(display=False)
     # nn.MultiheadAttention's eval fast path and the CPU flash kernel of

@@ -122,15 +122,15 @@ def complete_num_classes(cfg: Config, checkpoint: Mapping | None = None) -> str 
 class _ImageSet(Dataset):
     """Images as test-pipeline samples: ``{'inputs': (3, H, W) uint8, 'data_samples': {...}}``."""
 
-    def __init__(self, images: list, pipeline: list, aspect: str) -> None:
-        self.images, self.pipeline, self.aspect = images, pipeline, aspect
+    def __init__(self, images: list, pipeline: list, aspect: str, camids: list[int]) -> None:
+        self.images, self.pipeline, self.aspect, self.camids = images, pipeline, aspect, camids
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, idx: int) -> dict:
         image = self.images[idx]
-        results = dict(pid=-1, camid=-1, sample_idx=idx, aspect=self.aspect)
+        results = dict(pid=-1, camid=self.camids[idx], sample_idx=idx, aspect=self.aspect)
         if isinstance(image, str):
             results['img_path'] = image
         else:
@@ -166,10 +166,18 @@ def as_image_list(images) -> list:
     Accepted: a path (image, folder, or ``.txt``/``.csv`` list), a PIL image, an (H, W, 3)
     array, an (N, H, W, 3) array, a (3, H, W) uint8 tensor, or a list of these.
     """
+    return image_inputs(images)[0]
+
+
+def image_inputs(images) -> tuple[list, list[int]]:
+    """:func:`as_image_list` and each image's camera id: from a Market-1501 file name or a
+    CSV list's ``camid`` column (see :mod:`promptsg.apis.images`), else -1 (unknown)."""
     if isinstance(images, (str, os.PathLike)):
-        return [r.path for r in collect_images(images)]
+        records = collect_images(images)
+        return [r.path for r in records], [r.camid for r in records]
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        return [_check_array(a, f'images[{i}]') for i, a in enumerate(images)]
+        flat = [_check_array(a, f'images[{i}]') for i, a in enumerate(images)]
+        return flat, [-1] * len(flat)
     if isinstance(images, (Image.Image, np.ndarray, torch.Tensor)):
         images = [images]
     if not isinstance(images, Sequence) or not images:
@@ -178,10 +186,14 @@ def as_image_list(images) -> list:
             f'of these; got {type(images).__name__}'
         )
     flat: list = []
+    camids: list[int] = []
     for i, image in enumerate(images):
         if isinstance(image, (str, os.PathLike)):
-            flat += [r.path for r in collect_images(image)]
-        elif isinstance(image, Image.Image):
+            records = collect_images(image)
+            flat += [r.path for r in records]
+            camids += [r.camid for r in records]
+            continue
+        if isinstance(image, Image.Image):
             flat.append(image)
         elif isinstance(image, (np.ndarray, torch.Tensor)):
             flat.append(_check_array(image, f'images[{i}]'))
@@ -189,7 +201,50 @@ def as_image_list(images) -> list:
             raise DataError(
                 f'images[{i}] is a {type(image).__name__}; expected a path, PIL image or array'
             )
-    return flat
+        camids.append(-1)
+    return flat, camids
+
+
+def merge_camids(known: list[int], camids: int | Sequence[int] | None) -> list[int]:
+    """Camera ids of images whose ``known`` ids (-1: unknown) meet a ``camids`` argument: None
+    keeps them, an int fills the unknown ones, a sequence replaces them all."""
+    if camids is None:
+        return list(known)
+    if isinstance(camids, int):
+        return [c if c >= 0 else camids for c in known]
+    camids = [int(c) for c in camids]
+    if len(camids) != len(known):
+        raise DataError(f'{len(camids)} camids for {len(known)} images')
+    return camids
+
+
+def _name(image, i: int) -> str:
+    return image if isinstance(image, str) else f'images[{i}]'
+
+
+def check_camids(images: list, camids: list[int], cameras: int) -> None:
+    """Each image has a camera id in ``0..cameras-1``, which a model with SIE adds.
+
+    Raises:
+        DataError: an image's camera is unknown (-1) or out of range (one line naming it and
+            how to give cameras).
+    """
+    unknown = [i for i, c in enumerate(camids) if c < 0]
+    if unknown:
+        raise DataError(
+            f'{len(unknown)} of {len(images)} images have no camera id (first: '
+            f'{_name(images[unknown[0]], unknown[0])}) and this model adds a camera embedding '
+            f'(SIE, {cameras} cameras): name the images Market-1501 style (0001_c1s1_...), '
+            'list them in a CSV with a camid column, or give the camera of the rest (--camid N; '
+            'camids=N in Python)'
+        )
+    bad = [i for i, c in enumerate(camids) if c >= cameras]
+    if bad:
+        raise DataError(
+            f'camera id {camids[bad[0]]} of {_name(images[bad[0]], bad[0])} is out of range '
+            f'for this model, trained on {cameras} cameras (0..{cameras - 1}; Market-style '
+            'names count cameras from c1 = 0)'
+        )
 
 
 class ReIDInferencer:
@@ -280,12 +335,30 @@ class ReIDInferencer:
         data = self.model.data_preprocessor(batch, False)
         return self.model.embed(data['inputs'], data['data_samples']).float().cpu()
 
-    def __call__(self, images, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
+    def __call__(
+        self,
+        images,
+        batch_size: int | None = None,
+        progress: bool = True,
+        camids: int | Sequence[int] | None = None,
+    ) -> np.ndarray:
         """Embed ``images`` (see :func:`as_image_list`): a float32 array (N, D), rows L2-normalised,
-        in input order (folders sorted)."""
-        images = as_image_list(images)
+        in input order (folders sorted).
+
+        ``camids`` matter only to a model with SIE (a camera embedding, ``model.sie_cameras``):
+        by default they come from Market-1501 file names and CSV lists; an int is the camera of
+        every image whose camera is not known that way; a sequence gives one per image.
+
+        Raises:
+            DataError: the model has SIE and an image's camera is unknown or out of range.
+        """
+        images, known = image_inputs(images)
+        camids = merge_camids(known, camids)
+        cameras = getattr(self.model, 'sie_cameras', 0)
+        if cameras:
+            check_camids(images, camids, cameras)
         loader = DataLoader(
-            _ImageSet(images, self.pipeline, self.aspect),
+            _ImageSet(images, self.pipeline, self.aspect, camids),
             batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers,
             collate_fn=default_collate,
@@ -318,11 +391,14 @@ class ReIDInferencer:
         camera_filter: bool = True,
         exclude_self: bool = True,
         progress: bool = True,
+        camids: int | Sequence[int] | None = None,
     ):
         """Embed ``images`` and search a :class:`~promptsg.retrieval.GalleryIndex` (or its file).
 
         Paths, folders and lists give the queries' pids and cameras (see
         :mod:`promptsg.apis.images`) for the camera rule; arrays and PIL images have none.
+        ``camids`` are as in ``__call__``: the cameras an SIE model embeds (the camera rule uses
+        only the known ones).
         Returns a :class:`~promptsg.apis.retrieval.SearchResult` over the index's entries; an
         index built by another model is a DataError.
         """
@@ -336,10 +412,11 @@ class ReIDInferencer:
         if isinstance(inputs, list) and all(isinstance(i, (str, os.PathLike)) for i in inputs):
             query = [r for item in inputs for r in collect_images(item)]
             images = [r.path for r in query]
+            camids = merge_camids([r.camid for r in query], camids)
         else:
             query = [ImageRecord(f'<image {i}>') for i in range(len(as_image_list(images)))]
             exclude_self = False
-        feats = self(images, progress=progress)
+        feats = self(images, progress=progress, camids=camids)
         return search_index(
             query, feats, index, topk, exclude_self, camera_filter, self.fingerprint
         )

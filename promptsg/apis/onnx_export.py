@@ -2,7 +2,8 @@
 
 The graph takes ``images`` (B, 3, H, W) float32 RGB in 0-255, already resized to the model's
 input size, and returns ``embeddings`` (B, D) L2-normalised — the features ``ReIDInferencer``
-gives with ``prompt='fixed'``. A PromptSG model's fixed-prompt text feature is computed once and
+gives with ``prompt='fixed'``. A model with SIE (a camera embedding, ``model.sie_cameras > 0``)
+takes a second input, ``camids`` (B,) int64 in ``0..sie_cameras-1``. A PromptSG model's fixed-prompt text feature is computed once and
 stored in the graph as a constant; the composed prompt (s* per image) is not exported.
 """
 
@@ -41,7 +42,8 @@ class _ConstantPrompt(nn.Module):
 
 
 class EmbeddingGraph(nn.Module):
-    """``images`` (B, 3, H, W) float 0-255 → L2-normalised embeddings (B, D), for export.
+    """``images`` (B, 3, H, W) float 0-255 (and, with SIE, ``camids`` (B,) int64) →
+    L2-normalised embeddings (B, D), for export.
 
     Wraps a built model in eval mode: CLIP mean/std from its data preprocessor, then
     ``model.embed``. For PromptSG the fixed prompt (with ``aspect``) is encoded once here.
@@ -58,15 +60,16 @@ class EmbeddingGraph(nn.Module):
                 text = model.fixed_prompt(1, model.backbone.text_encoder, [aspect])[0]
             self.prompt = _ConstantPrompt(text)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, camids: Tensor | None = None) -> Tensor:
         x = (images - self.mean) / self.std
+        samples = {'camid': camids} if camids is not None else None
         if self.prompt is None:
-            return self.model.embed(x)
+            return self.model.embed(x, samples)
         model, mode = self.model, self.model.test_cfg['prompt']
         original, model.fixed_prompt = model.fixed_prompt, self.prompt
         model.test_cfg['prompt'], self.prompt.images = 'fixed', x
         try:
-            return model.embed(x)
+            return model.embed(x, samples)
         finally:
             model.fixed_prompt, self.prompt.images = original, None
             model.test_cfg['prompt'] = mode
@@ -89,8 +92,8 @@ def export_onnx(
 ) -> str:
     """Write ``model``'s image → embedding path to ``path`` (.onnx) with a dynamic batch axis.
 
-    Metadata: ``input_size`` ("H,W"), ``input_range`` ("0-255 RGB"), ``prompt``, ``aspect``.
-    Returns the path written.
+    Metadata: ``input_size`` ("H,W"), ``input_range`` ("0-255 RGB"), ``prompt``, ``aspect``,
+    ``sie_cameras`` (0: no ``camids`` input). Returns the path written.
 
     Raises:
         MissingDependencyError: onnx is not installed (one line naming the pip install).
@@ -100,6 +103,12 @@ def export_onnx(
     graph = EmbeddingGraph(model.cpu(), aspect).eval()
     h, w = input_size(model)
     dummy = torch.rand(batch_size, 3, h, w) * 255
+    cameras = getattr(model, 'sie_cameras', 0)
+    inputs, names = (dummy,), ['images']
+    axes = {'images': {0: 'batch'}, 'embeddings': {0: 'batch'}}
+    if cameras:
+        inputs, names = (dummy, torch.arange(batch_size) % cameras), ['images', 'camids']
+        axes['camids'] = {0: 'batch'}
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -109,12 +118,12 @@ def export_onnx(
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             torch.onnx.export(
                 graph,
-                (dummy,),
+                inputs,
                 path,
                 dynamo=False,
-                input_names=['images'],
+                input_names=names,
                 output_names=['embeddings'],
-                dynamic_axes={'images': {0: 'batch'}, 'embeddings': {0: 'batch'}},
+                dynamic_axes=axes,
                 opset_version=opset,
             )
     finally:
@@ -125,6 +134,7 @@ def export_onnx(
         'input_range': '0-255 RGB',
         'prompt': 'fixed' if graph.prompt is not None else 'none',
         'aspect': aspect,
+        'sie_cameras': str(cameras),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -143,7 +153,7 @@ def compare_onnx(
     """Max |onnxruntime − torch| over the embeddings of ``batch_size`` random images.
 
     The torch side is the model itself (data preprocessor, then ``embed`` with the fixed
-    prompt), not the export wrapper.
+    prompt), not the export wrapper; an SIE model gets random camera ids on both sides.
 
     Raises:
         MissingDependencyError: onnxruntime is not installed.
@@ -153,19 +163,23 @@ def compare_onnx(
     h, w = input_size(model)
     gen = torch.Generator().manual_seed(seed)
     images = torch.rand(batch_size, 3, h, w, generator=gen) * 255
+    samples: dict = {'aspect': [aspect] * batch_size}
+    feed = {'images': images.numpy()}
+    cameras = getattr(model, 'sie_cameras', 0)
+    if cameras:
+        samples['camid'] = torch.randint(0, cameras, (batch_size,), generator=gen)
+        feed['camids'] = samples['camid'].numpy()
     model = model.cpu().eval()
     mode = model.test_cfg.get('prompt')
     if mode is not None:
         model.test_cfg['prompt'] = 'fixed'
     try:
         with torch.no_grad():
-            data = model.data_preprocessor(
-                {'inputs': images, 'data_samples': {'aspect': [aspect] * batch_size}}
-            )
+            data = model.data_preprocessor({'inputs': images, 'data_samples': samples})
             expected = model.embed(data['inputs'], data['data_samples']).numpy()
     finally:
         if mode is not None:
             model.test_cfg['prompt'] = mode
     session = ort.InferenceSession(os.fspath(path), providers=['CPUExecutionProvider'])
-    (got,) = session.run(['embeddings'], {'images': images.numpy()})
+    (got,) = session.run(['embeddings'], feed)
     return float(np.abs(got - expected).max())

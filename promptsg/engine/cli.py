@@ -58,6 +58,12 @@ def add_inferencer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
     parser.add_argument('--num-workers', type=int, default=0, help='image-loading processes')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument(
+        '--camid',
+        type=int,
+        help='camera id that a model with SIE (a camera embedding) adds for images whose camera '
+        'their name or list does not give (Market-style c1 = 0); ignored by other models',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
 
 

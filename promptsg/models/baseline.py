@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from promptsg.errors import ConfigError
+from promptsg.errors import ConfigError, DataError
 from promptsg.registry import BACKBONES, HEADS, LOSSES, MODELS
 
 #: Which features each built-in loss consumes, by its registered name. A loss config may
@@ -228,11 +228,29 @@ class ReIDBaseline(BaseModel):
             if hasattr(module, 'set_epoch'):
                 module.set_epoch(epoch)
 
+    @property
+    def sie_cameras(self) -> int:
+        """Cameras the backbone's SIE embeds; 0 when the model takes no camera id."""
+        if not getattr(self.backbone, 'sie_enabled', False):
+            return 0
+        return int(getattr(self.backbone, 'sie_cameras', 0))
+
     def side_info(self, data_samples: dict | None) -> dict:
-        """Backbone keyword arguments ``camid`` (and ``viewid``) (B,) when its SIE is on."""
+        """Backbone keyword arguments ``camid`` (and ``viewid``) (B,) when its SIE is on.
+
+        Without ``data_samples`` the backbone runs as the plain encoder (no SIE offset).
+
+        Raises:
+            DataError: the SIE embeds cameras and ``data_samples`` carries no ``camid``.
+        """
         if not getattr(self.backbone, 'sie_enabled', False) or not data_samples:
             return {}
-        side = {'camid': torch.as_tensor(data_samples['camid'])}
+        if self.sie_cameras and 'camid' not in data_samples:
+            raise DataError(
+                f'the backbone adds a camera embedding (SIE over {self.sie_cameras} cameras) '
+                "but the batch's data_samples carry no camid"
+            )
+        side = {'camid': torch.as_tensor(data_samples['camid'])} if self.sie_cameras else {}
         if 'viewid' in data_samples:
             side['viewid'] = torch.as_tensor(data_samples['viewid'])
         return side

@@ -78,6 +78,7 @@ def test_onnx_embeddings_equal_the_inferencer(exported, checkpoint, tmp_path):
         'input_range': '0-255 RGB',
         'prompt': 'fixed',
         'aspect': '',
+        'sie_cameras': '0',
     }
     assert [i.name for i in model.graph.input] == ['images']
 

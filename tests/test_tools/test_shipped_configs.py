@@ -96,3 +96,69 @@ def test_rn50_tools_from_a_checkpoint_without_its_config(load_tool, tiny_backbon
     out = tmp_path / 'rn50.onnx'
     argv = [V6['rn50'], str(work_dir), '--out', str(out), '--cfg-options']
     assert load_tool('export_onnx').main(argv + tiny_backbone('rn50')) < 1e-4
+
+
+SHIPPED = sorted(
+    str(p.relative_to(ROOT / 'configs'))
+    for p in (ROOT / 'configs').rglob('*.py')
+    if '_base_' not in p.parts
+)
+
+
+@pytest.fixture(scope='module')
+def market_named(tmp_path_factory) -> Path:
+    """Two identities seen by two cameras, Market-1501 names (which give the cameras)."""
+    from PIL import Image
+
+    from promptsg.datasets.synthetic import draw_person
+
+    root = tmp_path_factory.mktemp('market_named')
+    for pid in (1, 2):
+        for cam in (1, 2):
+            image = draw_person(5, pid, cam, (128, 64))
+            Image.fromarray(image).save(root / f'{pid:04d}_c{cam}s1_000001_00.jpg')
+    return root
+
+
+def test_the_sweep_covers_every_shipped_config():
+    assert len(SHIPPED) >= 60 and 'clip_reid/clip-reid_vit-b16-sie-olp_1xb64_msmt17.py' in SHIPPED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', SHIPPED)
+def test_every_shipped_config_works_with_every_inference_tool(
+    config, deep_tiny_archs, market_named, load_tool, tmp_path, capsys
+):
+    """extract, search, get_flops and export_onnx (checked by onnxruntime) on a random-weight
+    checkpoint of the config, its backbone swapped for a tiny CLIP with as many last blocks."""
+    pytest.importorskip('onnxruntime')
+    path = str(ROOT / 'configs' / config)
+    cfg = load_config(path)
+    tiny = {'model.backbone.arch': deep_tiny_archs[cfg.model.backbone.type]}
+    tiny['model.backbone.pretrained'] = None
+    # a shipped config leaves num_classes None (the tools take it from the checkpoint) or fixes it
+    classes = {'model.num_classes': 4} if cfg.model.get('num_classes') is None else {}
+    torch.manual_seed(0)
+    model = ReIDInferencer(path, cfg_options={**tiny, **classes}).model
+    checkpoint = tmp_path / 'random.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    words = [f'{k}={v}' for k, v in tiny.items()]
+    run = [path, str(checkpoint)]
+    feats = load_tool('extract').main(
+        [*run, str(market_named), '--out', str(tmp_path / 'f.npy'), '--no-progress']
+        + ['--cfg-options', *words]
+    )
+    assert feats.shape[0] == 4 and np.isfinite(feats).all()
+    result = load_tool('search').main(
+        [*run, '--query', str(market_named), '--gallery', str(market_named), '--topk', '2']
+        + ['--out', str(tmp_path / 'r.csv'), '--no-progress', '--cfg-options', *words]
+    )
+    assert len(result.indices) == 4
+    flops = load_tool('analysis_tools/get_flops').main(
+        [path, '--cfg-options', *words, *[f'{k}={v}' for k, v in classes.items()]]
+    )
+    assert all(entry['total'] > 0 for entry in flops['flops'].values())
+    out = tmp_path / 'model.onnx'
+    diff = load_tool('export_onnx').main([*run, '--out', str(out), '--cfg-options', *words])
+    assert out.is_file() and diff < 1e-4
+    capsys.readouterr()

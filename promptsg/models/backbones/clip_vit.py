@@ -159,7 +159,12 @@ class CLIPViT(CLIPImageBackbone):
         index = None
         if self.sie_cameras and camid is not None:
             index = self._check_ids('camid', camid, self.sie_cameras)
-            if self.sie_views and viewid is not None:
+            if self.sie_views:
+                if viewid is None:  # camid alone would pick another camera's row
+                    raise DataError(
+                        f'SIE over {self.sie_cameras} cameras x {self.sie_views} views needs a '
+                        'viewid with each camid'
+                    )
                 index = index * self.sie_views + self._check_ids('viewid', viewid, self.sie_views)
         elif self.sie_views and not self.sie_cameras and viewid is not None:
             index = self._check_ids('viewid', viewid, self.sie_views)
@@ -169,6 +174,8 @@ class CLIPViT(CLIPImageBackbone):
 
     def _check_ids(self, key: str, ids: torch.Tensor, count: int) -> torch.Tensor:
         ids = torch.as_tensor(ids, device=self.sie_embed.device).long()
+        if torch.jit.is_tracing():  # an ONNX export: the ids are graph inputs, not values
+            return ids
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= count):
             raise DataError(
                 f'{key} {ids.tolist()} out of range for SIE with {count} '

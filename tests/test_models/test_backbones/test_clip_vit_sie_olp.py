@@ -127,3 +127,35 @@ def test_every_model_passes_the_camera_id_to_sie():
             model = MODELS.build(dict(cfg, num_classes=2, backbone=backbone)).eval()
         feat = model.embed(x, samples)
         assert not torch.allclose(feat[0], feat[1]), cfg['type']
+
+
+def test_sie_over_cameras_and_views_needs_the_view_id():
+    """camid alone would pick row camid (another camera's view 0..V-1 block): refused."""
+    sie = vit(sie_cameras=2, sie_views=3)
+    with pytest.raises(DataError, match='needs a viewid with each camid'):
+        sie(torch.randn(1, 3, 64, 32), camid=torch.tensor([1]))
+
+
+@torch.no_grad()
+def test_a_model_with_camera_sie_refuses_a_batch_without_camid():
+    from mmengine.registry import DefaultScope
+
+    from promptsg.registry import MODELS
+
+    backbone = dict(
+        type='CLIPViT', arch='tiny-vit', img_size=(64, 32), pretrained=None, sie_cameras=2
+    )
+    with DefaultScope.overwrite_default_scope('promptsg'):
+        model = MODELS.build(
+            dict(
+                type='ReIDBaseline',
+                num_classes=2,
+                backbone=backbone,
+                losses=dict(tri=dict(type='TripletLoss')),
+            )
+        ).eval()
+    assert model.sie_cameras == 2
+    x = torch.randn(2, 3, 64, 32)
+    with pytest.raises(DataError, match=r'SIE over 2 cameras.*carry no camid'):
+        model.embed(x, {'aspect': ['', '']})
+    torch.testing.assert_close(model.embed(x), model.embed(x, None))  # no samples: plain encoder
